@@ -1,0 +1,1 @@
+"""emer_jax: eye-behaviour-aided multimodal emotion recognition in JAX/Flax."""
