@@ -24,14 +24,14 @@ class Target:
 
 
 TARGETS = {
-    t.name: t
-    for view in ("er", "fer")
-    for t in (
-        Target(f"{view}_emotion", "classification", EMOTIONS),
-        Target(f"{view}_polarity", "classification", POLARITIES),
-        Target(f"{view}_valence", "regression"),
-        Target(f"{view}_arousal", "regression"),
-    )
+  t.name: t
+  for view in ("er", "fer")
+  for t in (
+    Target(f"{view}_emotion", "classification", EMOTIONS),
+    Target(f"{view}_polarity", "classification", POLARITIES),
+    Target(f"{view}_valence", "regression"),
+    Target(f"{view}_arousal", "regression"),
+  )
 } | {"fer_intensity": Target("fer_intensity", "regression")}
 
 
@@ -47,16 +47,16 @@ class Protocol:
 
 
 PROTOCOLS = {
-    p.name: p
-    for p in (
-        Protocol("er7", ("er_emotion",)),
-        Protocol("er3", ("er_polarity",)),
-        Protocol("er_va", ("er_valence", "er_arousal")),
-        Protocol("fer7", ("fer_emotion",)),
-        Protocol("fer3", ("fer_polarity",)),
-        Protocol("fer_va", ("fer_valence", "fer_arousal")),
-        Protocol("fer_int", ("fer_intensity",), auxiliary=("fer_emotion",)),
-    )
+  p.name: p
+  for p in (
+    Protocol("er7", ("er_emotion",)),
+    Protocol("er3", ("er_polarity",)),
+    Protocol("er_va", ("er_valence", "er_arousal")),
+    Protocol("fer7", ("fer_emotion",)),
+    Protocol("fer3", ("fer_polarity",)),
+    Protocol("fer_va", ("fer_valence", "fer_arousal")),
+    Protocol("fer_int", ("fer_intensity",), auxiliary=("fer_emotion",)),
+  )
 }
 
 

@@ -43,8 +43,9 @@ def task_loss(name, outputs, labels):
   return regression_loss(outputs[..., 0], labels)
 
 
-def total_loss(outputs, labels: Mapping, *, alpha: float, beta: float,
-               head_weights: Mapping[str, float]):
+def total_loss(
+  outputs, labels: Mapping, *, alpha: float, beta: float, head_weights: Mapping[str, float]
+):
   """Returns (total, metrics) for a batch; `labels` maps target names to (B,) arrays."""
   metrics = {}
   total = 0.0
