@@ -63,7 +63,8 @@ def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
     `war`: accuracy (weighted average recall). `uar`: mean recall over the classes present in
     y_true. `f1_weighted`: support-weighted F1. `f1_macro`: mean F1 over the classes present in
     y_true, i.e. sklearn's `f1_score(..., average='macro', labels=np.unique(y_true))`; a class
-    that is only predicted costs through the other classes' precision, not as a zero term.
+    that is only predicted is not a term of its own: its false positives already lower the recall
+    and F1 of the classes they truly belong to.
     `per_class_recall`: list of num_classes floats, NaN for classes absent from y_true.
     `confusion`: num_classes × num_classes nested list of counts, rows = truth.
     Scalars are NaN when y_true is empty.
