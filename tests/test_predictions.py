@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from emer_jax.evaluation.metrics import target_metrics
+from emer_jax.evaluation.metrics import reference_style_metrics, target_metrics
 from emer_jax.evaluation.predictions import (
   metrics_from_predictions,
   read_predictions,
@@ -82,3 +82,18 @@ def test_write_rejects_bad_shapes(tmp_path):
     write_predictions(tmp_path, 0, 0, **{**fold, "sample_id": fold["sample_id"][:-1]})
   with pytest.raises(ValueError):
     write_predictions(tmp_path, 0, 0, **{**fold, "probabilities": {"er_emotion": np.ones((60, 3))}})
+
+
+def test_reference_style_from_saved_predictions(tmp_path):
+  fold = _fold(n=41)
+  path = write_predictions(tmp_path, 0, 0, **fold)
+  out = metrics_from_predictions(path, reference_batch_size=16)
+  labels = fold["probabilities"]["er_emotion"].argmax(1)
+  want = reference_style_metrics(fold["y_true"]["er_emotion"], labels, "classification")
+  assert {k: out["er_emotion"][k] for k in want} == want
+  assert out["er_valence"]["ref_rmse"] == pytest.approx(
+    reference_style_metrics(
+      fold["y_true"]["er_valence"], fold["y_pred"]["er_valence"], "regression"
+    )["ref_rmse"]
+  )
+  assert "war" in out["er_emotion"] and "mae" in out["er_valence"]

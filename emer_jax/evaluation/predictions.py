@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emer_jax.evaluation.metrics import target_metrics
+from emer_jax.evaluation.metrics import reference_style_metrics, target_metrics
 from emer_jax.protocols import TARGETS
 
 PRED_PREFIX = "pred_"
@@ -80,11 +80,19 @@ def targets_in(frame: pd.DataFrame) -> list[str]:
   return [c for c in frame.columns if c in TARGETS and PRED_PREFIX + c in frame.columns]
 
 
-def metrics_from_predictions(predictions) -> dict[str, dict]:
-  """Pooled metrics per target (`metrics.target_metrics`) from a predictions CSV path or frame."""
+def metrics_from_predictions(predictions, reference_batch_size: int | None = None) -> dict:
+  """Pooled metrics per target (`metrics.target_metrics`) from a predictions CSV path or frame.
+
+  With reference_batch_size, each target's dict also gets the `ref_` (batch-averaged) metrics
+  of `metrics.reference_style_metrics`, batches taken in row order.
+  """
   frame = predictions if isinstance(predictions, pd.DataFrame) else read_predictions(predictions)
   names = targets_in(frame)
-  return target_metrics(
-    {n: frame[n].to_numpy() for n in names},
-    {n: frame[PRED_PREFIX + n].to_numpy() for n in names},
-  )
+  y_true = {n: frame[n].to_numpy() for n in names}
+  y_pred = {n: frame[PRED_PREFIX + n].to_numpy() for n in names}
+  out = target_metrics(y_true, y_pred)
+  if reference_batch_size is not None:
+    for n in names:
+      kind = TARGETS[n].kind
+      out[n] |= reference_style_metrics(y_true[n], y_pred[n], kind, reference_batch_size)
+  return out
