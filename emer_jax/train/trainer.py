@@ -29,6 +29,7 @@ from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.data.splits import make_split
 from emer_jax.evaluation import metrics as metrics_lib
+from emer_jax.evaluation import predictions
 from emer_jax.protocols import TARGETS, get_protocol, head_sizes
 from emer_jax.train import checkpoint, optim, steps
 from emer_jax.train.writers import MetricWriter
@@ -58,12 +59,24 @@ def run_targets(config) -> tuple[str, ...]:
   return tuple(dict.fromkeys(protocol.targets + protocol.auxiliary + tuple(config.extra_targets)))
 
 
+def _json_safe(obj):
+  """NaN (e.g. the std of a single run) becomes null, so the files are strict JSON."""
+  if isinstance(obj, dict):
+    return {k: _json_safe(v) for k, v in obj.items()}
+  if isinstance(obj, list | tuple):
+    return [_json_safe(v) for v in obj]
+  if isinstance(obj, float) and not np.isfinite(obj):
+    return None
+  return obj
+
+
 def _write_json(path: str, obj):
+  """Writes atomically (a kill never leaves half a file), from process 0 only."""
   if jax.process_index():
     return
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2)
+    json.dump(_json_safe(obj), f, indent=2, allow_nan=False)
   os.replace(tmp, path)
 
 
@@ -92,24 +105,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return results
 
 
-def _test_metrics(targets, outputs: dict, labels: dict) -> dict:
-  result = {}
-  for name in targets:
-    if TARGETS[name].kind == "classification":
-      m = metrics_lib.classification_metrics(
-        labels[name], outputs[name].argmax(-1), TARGETS[name].num_outputs
-      )
-    else:
-      m = metrics_lib.regression_metrics(labels[name], outputs[name][:, 0])
-    result |= {f"{name}/{k}": v for k, v in m.items()}
-  return result
-
-
 def _selection_score(config, metrics: dict) -> float:
   """Higher is better: the mean of the selection metric over the protocol's targets."""
   protocol = get_protocol(config.protocol)
   metric = config.selection_metric or ("war" if protocol.kind == "classification" else "mae")
-  value = float(np.mean([metrics[f"{t}/{metric}"] for t in protocol.targets]))
+  value = float(np.mean([metrics[t][metric] for t in protocol.targets]))
   return -value if metric in LOWER_IS_BETTER else value
 
 
@@ -126,7 +126,7 @@ def predict(eval_step, state, data, indices, config, targets, mesh) -> dict:
 def _evaluate(eval_step, state, data, indices, config, targets, mesh):
   outputs = predict(eval_step, state, data, indices, config, targets, mesh)
   labels = {name: data.index[name][indices] for name in targets}
-  return outputs, _test_metrics(targets, outputs, labels)
+  return outputs, metrics_lib.target_metrics(labels, outputs)
 
 
 def _init_fn(config, heads, seed, total_steps):
@@ -270,7 +270,7 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
       if len(split.val) and (step % eval_every == 0 or step == total_steps):
         _, val = _evaluate(eval_step, state, data, split.val, config, targets, mesh)
         score = _selection_score(config, val)
-        writer.write(step, {f"val/{k}": v for k, v in val.items() if np.ndim(v) == 0})
+        writer.write(step, metrics_lib.flatten_scalars(val, "val/"))
         if meta["best_score"] is None or score > meta["best_score"]:
           meta = {"best_score": score, "best_step": step}
           best.save(step, args=ocp.args.StandardSave(state[0]))
@@ -303,20 +303,26 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
     "num_test": len(split.test),
     "metrics": test,
   }
-  _write_predictions(workdir, name, data, split.test, targets, outputs)
+  _write_predictions(workdir, fold, seed, data, split.test, targets, outputs)
   _write_json(done_path, result)
   return result
 
 
-def _write_predictions(workdir, name, data, indices, targets, outputs):
-  from emer_jax.evaluation import report
-
-  if jax.process_index() == 0:
-    report.write_predictions(
-      os.path.join(workdir, f"predictions_{name}.csv"),
-      {k: data.index[k][indices] for k in ("sample_id", "subject_id", *targets)},
-      {t: outputs[t] for t in targets},
-    )
+def _write_predictions(workdir, fold, seed, data, indices, targets, outputs):
+  if jax.process_index():
+    return
+  classification = [t for t in targets if TARGETS[t].kind == "classification"]
+  probabilities = {t: jax.nn.softmax(outputs[t]) for t in classification[:1]}
+  predictions.write_predictions(
+    workdir,
+    fold,
+    seed,
+    sample_id=data.index["sample_id"][indices],
+    subject_id=data.index["subject_id"][indices],
+    y_true={t: data.index[t][indices] for t in targets},
+    y_pred=outputs,
+    probabilities=jax.device_get(probabilities),
+  )
 
 
 def _progress(start, total, name):
