@@ -12,3 +12,16 @@ from absl import flags  # noqa: E402
 
 # grain's multiprocess prefetch reads absl flags; pytest never parses them.
 flags.FLAGS.mark_as_parsed()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory):
+  """A TFDS data_dir holding `emer/synthetic_small`, built once per test session."""
+  from emer_jax.data.source import open_source
+
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  open_source("emer/synthetic_small", data_dir)
+  return data_dir
