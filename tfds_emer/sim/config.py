@@ -33,7 +33,7 @@ class SimConfig:
   screen_px: tuple[int, int] = (1920, 1080)
   screen_mm: tuple[float, float] = (527.0, 296.0)
   viewing_distance_mm: float = 600.0
-  subject_eye_spread: float = 0.3  # log-std of subject baselines (fixation, saccades, …)
-  sample_eye_noise: float = 0.2  # log-std of per-sample variation of the same
+  subject_eye_spread: float = 0.35  # log-std of subject baselines (fixation, saccades, …)
+  sample_eye_noise: float = 0.25  # log-std of per-sample variation of the same
   pupil_arousal_mm: float = 0.45  # pupil dilation per unit of genuine arousal
   p_tracking_loss: float = 0.3  # chance of one tracking-loss stretch per sample
