@@ -11,12 +11,14 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from emer_jax.protocols import EMOTIONS, POLARITIES
-from tfds_emer import eye_export
+from tfds_emer import eye_export, release
 from tfds_emer.example import make_example
+from tfds_emer.release import ReleaseError
 from tfds_emer.sim.config import SimConfig
 from tfds_emer.sim.labels import STIMULI
 from tfds_emer.sim.samples import EmerSim
 from tfds_emer.stats import RunningStats
+from tfds_emer.validate import validate
 
 _FACE_SIZE = 112
 
@@ -102,12 +104,19 @@ class Emer(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    return {"train": self._generate_examples()}
-
-  def _generate_examples(self):
     cfg = self.builder_config
+    if cfg.sim is not None:
+      return {"train": self._generate_examples(self._sim_examples(cfg), eye_export.COLUMNS)}
+    report = validate(dl_manager.manual_dir, cfg.face_frames, progress=True)
+    if not report.ok:
+      raise ReleaseError(report.problems)
+    return {
+      "train": self._generate_examples(self._release_examples(cfg, report), report.eye_columns)
+    }
+
+  def _generate_examples(self, examples, eye_columns):
     eye_stats, gaze_stats = RunningStats(eye_export.NUM_COLUMNS), RunningStats(2)
-    for key, example in self._examples(cfg):
+    for key, example in examples:
       eye_stats.add(example["eye"])
       gaze_stats.add(example["gaze"])
       yield key, example
@@ -115,9 +124,26 @@ class Emer(tfds.core.GeneratorBasedBuilder):
     meta = self.info.metadata
     meta["eye_mean"], meta["eye_std"] = eye_stats.mean_std()
     meta["gaze_mean"], meta["gaze_std"] = gaze_stats.mean_std()
-    meta["eye_columns"] = list(eye_export.COLUMNS)
+    meta["eye_columns"] = list(eye_columns)
 
-  def _examples(self, cfg: EmerConfig):
+  def _release_examples(self, cfg: EmerConfig, report):
+    for sid, files in report.samples.items():
+      export = release.read_eye(files.eye, report.mapping)
+      frames = release.read_faces(files.frame_dir, files.video, cfg.face_frames, _FACE_SIZE)
+      yield (
+        sid,
+        make_example(
+          frames=frames,
+          eye_raw=export.values,
+          gaze_cols=export.gaze_cols,
+          timestamps_ms=export.timestamps_ms,
+          labels=label_features(files.label),
+          num_frames=cfg.face_frames,
+        ),
+        export.columns,
+      )
+
+  def _sim_examples(self, cfg: EmerConfig):
     sim = EmerSim(cfg.sim)
     gaze_cols = tuple(eye_export.COLUMNS.index(c) for c in eye_export.GAZE_COLUMNS)
     for lab in sim.samples:
