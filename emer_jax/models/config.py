@@ -1,0 +1,68 @@
+"""Model configurations: every field a variant reads, reference (authors' code) sizes."""
+
+import ml_collections
+
+EMERT_VARIANTS = ("reference", "model_D", "intensity", "emert")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.variant = "reference"
+  # Streams the model reads; ablations drop some ('face', 'eye', 'gaze', 'fixation_map').
+  c.modalities = ("face", "eye", "gaze")
+  c.use_discriminator = True
+  c.feature_dim = 128  # width of every encoder's output tokens (LSTM hidden, face projection)
+  c.encoder_dropout = 0.5
+
+  c.face_encoder = ml_collections.ConfigDict()
+  c.face_encoder.widths = (64, 128, 256, 512)  # ResNet-18 stage widths
+  c.face_encoder.blocks = (2, 2, 2, 2)
+  c.face_encoder.num_frames = 8
+  c.face_encoder.pretrained = ""  # ImageNet ResNet-18 in torchvision layout (.pth or .npz)
+
+  c.sequence_length = 32  # eye and gaze rows per sample
+  c.num_eye_features = 39
+  c.num_gaze_features = 2
+  c.sequence_encoder = ml_collections.ConfigDict()
+  c.sequence_encoder.num_layers = 3
+
+  c.fixation_encoder = ml_collections.ConfigDict()
+  c.fixation_encoder.map_size = 64
+  c.fixation_encoder.widths = (32, 64, 128)  # stride-2 3×3 convs
+  c.fixation_encoder.grid = 4  # grid×grid tokens
+
+  c.projection_hidden = 0  # 0: one Linear feature_dim → token_dim
+  c.projection_negative_slope = 0.1
+  c.token_dim = 64
+
+  c.transformer = ml_collections.ConfigDict()
+  c.transformer.depth = 2
+  c.transformer.num_heads = 8
+  c.transformer.head_dim = 64
+  c.transformer.mlp_dim = 64
+  c.transformer.dropout = 0.5
+  c.transformer.emb_dropout = 0.1
+
+  c.head_hidden = (32, 16, 8)
+  c.head_negative_slope = 0.01
+  return c
+
+
+def get_config(variant: str = "reference") -> ml_collections.ConfigDict:
+  """The `model` config of a variant; see EMERT.md for what each is."""
+  c = base_config()
+  c.variant = variant
+  if variant == "reference":
+    pass
+  elif variant == "model_D":
+    c.projection_hidden = 64
+    c.token_dim = 32
+    c.transformer.mlp_dim = 32
+    c.head_hidden = ()
+  elif variant == "intensity":
+    c.head_hidden = ()
+  elif variant == "emert":
+    c.modalities = ("face", "eye", "fixation_map")
+  else:
+    raise ValueError(f"Unknown model variant {variant!r}; expected one of {EMERT_VARIANTS}.")
+  return c
