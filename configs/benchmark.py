@@ -16,6 +16,6 @@ def get_config(variant="reference"):
   c.benchmark = ml_collections.ConfigDict()
   c.benchmark.warmup_steps = 3
   c.benchmark.steps = 20
-  c.benchmark.input_batches = 20
+  c.benchmark.input_batches = 20  # 0 skips the input-pipeline measurement
   c.lock()
   return c

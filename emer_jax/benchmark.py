@@ -63,10 +63,9 @@ def _peak_memory():
 
 
 def _input_throughput(config, targets) -> float | None:
-  try:
-    data = open_source(config.dataset, config.data_dir)
-  except FileNotFoundError:
+  if not config.benchmark.input_batches:
     return None
+  data = open_source(config.dataset, config.data_dir)
   ds = iter(pipeline.train_dataset(data, np.arange(len(data)), config, targets, seed=0))
   next(ds)
   start = time.perf_counter()

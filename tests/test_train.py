@@ -49,7 +49,7 @@ def tiny_config(data_dir):
 
 def test_train_steps_decrease_the_loss_on_8_devices(small_data_dir):
   config = tiny_config(small_data_dir)
-  config.learning_rate = 3e-3
+  config.learning_rate = 1e-2
   mesh = trainer.make_mesh(config)
   assert mesh.shape == {"data": 8, "model": 1}
   data = open_source(config.dataset, small_data_dir, prepare=False)
@@ -64,7 +64,7 @@ def test_train_steps_decrease_the_loss_on_8_devices(small_data_dir):
     )
     batch = pipeline.to_global(batch, mesh)
     losses = []
-    for _ in range(12):
+    for _ in range(20):
       state, metrics = step(state, batch, jnp.float32(1.0))
       losses.append(float(metrics["loss/total"]))
   assert all(np.isfinite(losses))

@@ -33,7 +33,7 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
       return total_loss(outputs, batch, alpha=alpha, beta=beta, head_weights=head_weights)
 
     (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     optimizer.update(model, grads)
     metrics["grad_norm"] = grad_norm
     metrics["finite/loss"] = jnp.isfinite(loss)
