@@ -27,8 +27,9 @@ def base_config(variant: str = "reference") -> ml_collections.ConfigDict:
   c.dtype = "float32"  # computation dtype; parameters and optimiser state stay float32
 
   c.input = ml_collections.ConfigDict()
-  c.input.num_frames = 8
-  c.input.num_eye_rows = 32
+  # Linked to the model's sizes: overriding either side changes both.
+  c.input.num_frames = c.model.face_encoder.get_ref("num_frames")
+  c.input.num_eye_rows = c.model.get_ref("sequence_length")
   c.input.flip = True
   c.input.num_threads = 4
   c.input.prefetch = 4

@@ -8,6 +8,7 @@ host): add --distributed (auto-detection), or --coordinator_address, --num_proce
 """
 
 import json
+import logging as logging_lib
 
 import jax
 from absl import app, flags, logging
@@ -29,9 +30,17 @@ flags.DEFINE_integer("process_id", None, "This process's index, where not detect
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _QuietLibraries(logging_lib.Filter):
+  """Orbax logs every checkpoint step at INFO; keep its warnings and errors only."""
+
+  def filter(self, record):
+    return record.levelno >= logging_lib.WARNING or "/orbax/" not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if FLAGS.distributed or FLAGS.coordinator_address:
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info(
