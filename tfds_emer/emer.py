@@ -139,8 +139,8 @@ class Emer(tfds.core.GeneratorBasedBuilder):
           timestamps_ms=export.timestamps_ms,
           labels=label_features(files.label),
           num_frames=cfg.face_frames,
+          screen=tuple(report.mapping.get("screen_px", eye_export.SCREEN_PX)),
         ),
-        export.columns,
       )
 
   def _sim_examples(self, cfg: EmerConfig):

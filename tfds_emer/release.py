@@ -8,7 +8,8 @@ Accepted forms (see tfds_emer/README.md):
 - `emer_set.txt`: `<ID> set3` (or `<ID><TAB>set3`, `<ID>,3`) per line; `set3: id, id, …` per
   fold; or a `set3` header line followed by its IDs.
 - `emer_mapping.json` (optional): {"label_columns": {canonical: header}, "class_index_base": 1,
-  "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}} overrides detection.
+  "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}, "screen_px": [w, h]}
+  overrides detection and defaults.
 """
 
 import dataclasses
