@@ -22,7 +22,8 @@ def _rgb(img):
   return cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_BGR2RGB)
 
 
-def draw_picture(path, cfg: SimConfig = SimConfig(), subjects=(1, 2)) -> None:
+def draw_picture(path, cfg: SimConfig | None = None, subjects=(1, 2)) -> None:
+  cfg = cfg or SimConfig()
   apps = [face.appearance(cfg, np.random.default_rng([cfg.seed, 4, s])) for s in subjects]
   size = cfg.face_size
   mosaic = np.concatenate(
