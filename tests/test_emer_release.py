@@ -357,3 +357,14 @@ def test_failed_build_leaves_nothing(broken, tmp_path):
   leftovers = [p for p in data_dir.rglob("*") if p.is_file() and ".config" not in p.parts]
   assert not leftovers
   assert not list(data_dir.rglob("1.0.0"))
+
+
+def test_decimal_comma_export(small, tmp_path):
+  root, ids = small
+  path = root / layout.EYE_DIR / f"{ids[0]}.tsv"
+  want = release.read_eye(path, {})
+  comma = tmp_path / path.name
+  pd.read_csv(path, sep="\t").to_csv(comma, sep="\t", index=False, na_rep="", decimal=",")
+  got = release.read_eye(comma, {})
+  np.testing.assert_array_equal(got.values, want.values)
+  assert got.columns == want.columns

@@ -153,6 +153,9 @@ def read_labels(manual_dir: pathlib.Path, mapping: dict, problems: list, warning
   except ReleaseError as e:
     problems.extend(e.problems)
     return {}
+  unused = [str(h) for h in sheet.columns if h not in cols.values()]
+  if unused:
+    warnings.append(f"{path}: column(s) {unused} not used.")
   base = int(mapping.get("class_index_base", 0))
   labels = {}
   for row, rec in enumerate(sheet.to_dict("records"), start=2):
@@ -286,10 +289,21 @@ class EyeExport:
   dropped: tuple[str, ...]  # non-numeric columns left out
 
 
+def _numeric_count(table: pd.DataFrame) -> int:
+  return sum(pd.api.types.is_numeric_dtype(table[c]) for c in table.columns)
+
+
 def _read_table(path: pathlib.Path) -> pd.DataFrame:
+  """The export as a table; text exports may use decimal commas (then `;`-separated CSV)."""
   if path.suffix == ".xlsx":
     return pd.read_excel(path)
-  return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+  sep = "\t" if path.suffix == ".tsv" else ","
+  table = pd.read_csv(path, sep=sep)
+  if path.suffix == ".csv" and len(table.columns) == 1:
+    sep = ";"
+    table = pd.read_csv(path, sep=sep)
+  comma = pd.read_csv(path, sep=sep, decimal=",")
+  return comma if _numeric_count(comma) > _numeric_count(table) else table
 
 
 def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
