@@ -368,3 +368,28 @@ def test_decimal_comma_export(small, tmp_path):
   got = release.read_eye(comma, {})
   np.testing.assert_array_equal(got.values, want.values)
   assert got.columns == want.columns
+
+
+def test_alias_gaze_and_timestamp_headers(small, tmp_path):
+  root, ids = small
+  path = root / layout.EYE_DIR / f"{ids[0]}.tsv"
+  want = release.read_eye(path, {})
+  renamed = {
+    "Gaze point X": "Gaze point X [DACS px]",
+    "Gaze point Y": "Gaze point Y [DACS px]",
+    "Recording timestamp": "Recording timestamp [μs]",
+  }
+  alias = tmp_path / path.name
+  pd.read_csv(path, sep="\t").rename(columns=renamed).to_csv(
+    alias, sep="\t", index=False, na_rep=""
+  )
+  got = release.read_eye(alias, {})
+  assert got.gaze_cols == want.gaze_cols
+  np.testing.assert_array_equal(got.timestamps_ms, want.timestamps_ms)
+
+
+def test_blank_label_rows_are_skipped(sheet):
+  root, table, want = sheet
+  blank = pd.DataFrame([[None] * len(table.columns)], columns=table.columns)
+  _write_sheet(root, pd.concat([table, blank, blank]))
+  assert _labels(root) == want

@@ -159,6 +159,8 @@ def read_labels(manual_dir: pathlib.Path, mapping: dict, problems: list, warning
   base = int(mapping.get("class_index_base", 0))
   labels = {}
   for row, rec in enumerate(sheet.to_dict("records"), start=2):
+    if all(pd.isna(v) for v in rec.values()):
+      continue  # blank row
     raw_id = rec[cols["ID"]]
     if pd.isna(raw_id):
       problems.append(f"{path} row {row}: empty ID.")
@@ -336,7 +338,13 @@ def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
     )
   gaze_names = mapping.get("gaze_columns")
   candidates = [tuple(gaze_names)] if gaze_names else eye_export.GAZE_ALIASES
-  gaze = next((g for g in candidates if all(c in numeric for c in g)), None)
+  by_norm = {_norm(c): c for c in numeric}
+  gaze = next(
+    (
+      tuple(by_norm[_norm(c)] for c in g) for g in candidates if all(_norm(c) in by_norm for c in g)
+    ),
+    None,
+  )
   if gaze is None:
     raise ReleaseError(
       [
@@ -348,9 +356,12 @@ def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
   gaze_cols = (numeric.index(gaze[0]), numeric.index(gaze[1]))
   if not np.isfinite(values[:, list(gaze_cols)]).all(axis=1).any():
     raise ReleaseError([f"{path}: no valid row; every gaze cell is empty or NaN."])
-  ts_name = "Recording timestamp"
-  if ts_name in numeric and np.isfinite(values[:, numeric.index(ts_name)]).all():
-    ts = values[:, numeric.index(ts_name)]
+  # "Recording timestamp", "… [ms]", "… [μs]": only differences matter, so any unit does.
+  ts_col = next(
+    (i for i, c in enumerate(numeric) if _norm(c).startswith("recordingtimestamp")), None
+  )
+  if ts_col is not None and np.isfinite(values[:, ts_col]).all():
+    ts = values[:, ts_col]
   else:
     ts = np.arange(len(values), dtype=np.float64)  # rows weigh equally
   return EyeExport(values, gaze_cols, ts, tuple(str(c) for c in numeric), dropped)
