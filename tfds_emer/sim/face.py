@@ -65,7 +65,7 @@ def appearance(cfg: SimConfig, rng: np.random.Generator) -> Appearance:
     mouth_w=rng.uniform(12, 14),
     skin=skin,
     hair=(hair_level * rng.uniform(0.6, 1.0), hair_level * rng.uniform(0.7, 1.0), hair_level),
-    background=tuple(rng.uniform(40, 200, 3)),
+    background=tuple(rng.uniform(70, 180, 3)),
     iris=tuple(rng.uniform(20, 120, 3)),
     light_dir=rng.uniform(-1, 1),
     noise=rng.uniform(*cfg.face_noise),
@@ -107,10 +107,10 @@ def _bezier(p0, p1, p2, n=12):
 def draw(app: Appearance, act: np.ndarray, size: int, offset=(0.0, 0.0), light=0.0) -> np.ndarray:
   """One BGR frame of a face with action parameters `act` (see ACTIONS)."""
   curve, mouth_open, width, raise_, tilt, eye_open, wrinkle = act + app.resting
-  c = size / 112.0
+  c = size / 112.0 * 1.15  # aligned crops: the face fills the frame
   img = np.empty((size, size, 3), np.float32)
   img[:] = app.background
-  cx, cy = size / 2 + offset[0] * c, size / 2 + 4 * c + offset[1] * c
+  cx, cy = size / 2 + offset[0] * c, size / 2 + 5 * c + offset[1] * c
   hw, hh = app.head_w * c, app.head_h * c
   aa = cv2.LINE_AA
   cv2.ellipse(
