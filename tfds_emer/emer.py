@@ -1,4 +1,4 @@
-"""TFDS builder for EMER (eye-behaviour-aided multimodal emotion recognition, Wang et al.).
+"""TFDS builder for EMER (eye-behaviour-aided multimodal emotion recognition, Liu et al.).
 
 Not "Explainable Multimodal Emotion Reasoning", an unrelated dataset with the same acronym.
 Configs: `synthetic` (EMER-Sim at paper scale, the default), `synthetic_small` (EMER-Sim,
@@ -21,6 +21,15 @@ from tfds_emer.stats import RunningStats
 from tfds_emer.validate import validate
 
 _FACE_SIZE = 112
+_CITATION = """\
+@article{liu2024smile,
+  title={Smile upon the Face but Sadness in the Eyes: Emotion Recognition based on Facial
+         Expressions and Eye Behaviors},
+  author={Liu, Yuanyuan and Wei, Lin and Liu, Kejun and Zhan, Yibing and Chen, Zijing and
+          Chen, Zhe and Shan, Shiguang},
+  journal={arXiv preprint arXiv:2411.05879},
+  year={2024}
+}"""
 
 
 @dataclasses.dataclass(eq=False)
@@ -99,7 +108,8 @@ class Emer(tfds.core.GeneratorBasedBuilder):
       builder=self,
       description=__doc__,
       features=features(self.builder_config.face_frames),
-      homepage="https://github.com/kejun1/EMER",
+      homepage="https://arxiv.org/abs/2411.05879",
+      citation=_CITATION,
       metadata=tfds.core.MetadataDict(),
     )
 
@@ -139,8 +149,8 @@ class Emer(tfds.core.GeneratorBasedBuilder):
           timestamps_ms=export.timestamps_ms,
           labels=label_features(files.label),
           num_frames=cfg.face_frames,
+          screen=tuple(report.mapping.get("screen_px", eye_export.SCREEN_PX)),
         ),
-        export.columns,
       )
 
   def _sim_examples(self, cfg: EmerConfig):

@@ -8,7 +8,8 @@ Accepted forms (see tfds_emer/README.md):
 - `emer_set.txt`: `<ID> set3` (or `<ID><TAB>set3`, `<ID>,3`) per line; `set3: id, id, …` per
   fold; or a `set3` header line followed by its IDs.
 - `emer_mapping.json` (optional): {"label_columns": {canonical: header}, "class_index_base": 1,
-  "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}} overrides detection.
+  "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}, "screen_px": [w, h]}
+  overrides detection and defaults.
 """
 
 import dataclasses
@@ -152,9 +153,14 @@ def read_labels(manual_dir: pathlib.Path, mapping: dict, problems: list, warning
   except ReleaseError as e:
     problems.extend(e.problems)
     return {}
+  unused = [str(h) for h in sheet.columns if h not in cols.values()]
+  if unused:
+    warnings.append(f"{path}: column(s) {unused} not used.")
   base = int(mapping.get("class_index_base", 0))
   labels = {}
   for row, rec in enumerate(sheet.to_dict("records"), start=2):
+    if all(pd.isna(v) for v in rec.values()):
+      continue  # blank row
     raw_id = rec[cols["ID"]]
     if pd.isna(raw_id):
       problems.append(f"{path} row {row}: empty ID.")
@@ -285,10 +291,21 @@ class EyeExport:
   dropped: tuple[str, ...]  # non-numeric columns left out
 
 
+def _numeric_count(table: pd.DataFrame) -> int:
+  return sum(pd.api.types.is_numeric_dtype(table[c]) for c in table.columns)
+
+
 def _read_table(path: pathlib.Path) -> pd.DataFrame:
+  """The export as a table; text exports may use decimal commas (then `;`-separated CSV)."""
   if path.suffix == ".xlsx":
     return pd.read_excel(path)
-  return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+  sep = "\t" if path.suffix == ".tsv" else ","
+  table = pd.read_csv(path, sep=sep)
+  if path.suffix == ".csv" and len(table.columns) == 1:
+    sep = ";"
+    table = pd.read_csv(path, sep=sep)
+  comma = pd.read_csv(path, sep=sep, decimal=",")
+  return comma if _numeric_count(comma) > _numeric_count(table) else table
 
 
 def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
@@ -321,7 +338,13 @@ def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
     )
   gaze_names = mapping.get("gaze_columns")
   candidates = [tuple(gaze_names)] if gaze_names else eye_export.GAZE_ALIASES
-  gaze = next((g for g in candidates if all(c in numeric for c in g)), None)
+  by_norm = {_norm(c): c for c in numeric}
+  gaze = next(
+    (
+      tuple(by_norm[_norm(c)] for c in g) for g in candidates if all(_norm(c) in by_norm for c in g)
+    ),
+    None,
+  )
   if gaze is None:
     raise ReleaseError(
       [
@@ -333,9 +356,12 @@ def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
   gaze_cols = (numeric.index(gaze[0]), numeric.index(gaze[1]))
   if not np.isfinite(values[:, list(gaze_cols)]).all(axis=1).any():
     raise ReleaseError([f"{path}: no valid row; every gaze cell is empty or NaN."])
-  ts_name = "Recording timestamp"
-  if ts_name in numeric and np.isfinite(values[:, numeric.index(ts_name)]).all():
-    ts = values[:, numeric.index(ts_name)]
+  # "Recording timestamp", "… [ms]", "… [μs]": only differences matter, so any unit does.
+  ts_col = next(
+    (i for i, c in enumerate(numeric) if _norm(c).startswith("recordingtimestamp")), None
+  )
+  if ts_col is not None and np.isfinite(values[:, ts_col]).all():
+    ts = values[:, ts_col]
   else:
     ts = np.arange(len(values), dtype=np.float64)  # rows weigh equally
   return EyeExport(values, gaze_cols, ts, tuple(str(c) for c in numeric), dropped)

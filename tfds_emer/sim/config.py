@@ -24,8 +24,8 @@ class SimConfig:
   # Face video.
   face_size: int = 112
   face_noise: tuple[float, float] = (0.5, 1.5)  # per-subject sensor noise std, grey levels
-  head_motion_px: float = 1.5
-  head_roll_deg: float = 3.0
+  head_motion_px: float = 1.0
+  head_roll_deg: float = 2.0
   lighting_drift: float = 0.12
   # Eye tracker.
   eye_rate_hz: float = 50.0

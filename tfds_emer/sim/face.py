@@ -57,20 +57,25 @@ def appearance(cfg: SimConfig, rng: np.random.Generator) -> Appearance:
   skin = (60 + 150 * tone, 90 + 130 * tone, 130 + 110 * tone)
   hair_level = rng.uniform(15, 120)
   return Appearance(
-    head_w=rng.uniform(33, 39),
-    head_h=rng.uniform(43, 49),
-    eye_dx=rng.uniform(13, 16),
-    eye_y=rng.uniform(-9, -5),
-    mouth_y=rng.uniform(22, 27),
-    mouth_w=rng.uniform(11, 14),
+    head_w=rng.uniform(36, 40),
+    head_h=rng.uniform(45, 50),
+    eye_dx=rng.uniform(14, 16),
+    eye_y=rng.uniform(-9, -6),
+    mouth_y=rng.uniform(23, 26),
+    mouth_w=rng.uniform(12, 14),
     skin=skin,
     hair=(hair_level * rng.uniform(0.6, 1.0), hair_level * rng.uniform(0.7, 1.0), hair_level),
-    background=tuple(rng.uniform(40, 200, 3)),
+    background=tuple(rng.uniform(70, 180, 3)),
     iris=tuple(rng.uniform(20, 120, 3)),
     light_dir=rng.uniform(-1, 1),
     noise=rng.uniform(*cfg.face_noise),
     resting=rng.normal(0, 0.08, len(ACTIONS)),
   )
+
+
+def strength(intensity: float) -> float:
+  """Share of the apex actions shown: any non-neutral display is visible, 0.3 … 1."""
+  return 0.3 + 0.7 * intensity / 3 if intensity > 0 else 0.0
 
 
 def envelope(rng: np.random.Generator, times: np.ndarray) -> np.ndarray:
@@ -102,10 +107,10 @@ def _bezier(p0, p1, p2, n=12):
 def draw(app: Appearance, act: np.ndarray, size: int, offset=(0.0, 0.0), light=0.0) -> np.ndarray:
   """One BGR frame of a face with action parameters `act` (see ACTIONS)."""
   curve, mouth_open, width, raise_, tilt, eye_open, wrinkle = act + app.resting
-  c = size / 112.0
+  c = size / 112.0 * 1.15  # aligned crops: the face fills the frame
   img = np.empty((size, size, 3), np.float32)
   img[:] = app.background
-  cx, cy = size / 2 + offset[0] * c, size / 2 + 4 * c + offset[1] * c
+  cx, cy = size / 2 + offset[0] * c, size / 2 + 5 * c + offset[1] * c
   hw, hh = app.head_w * c, app.head_h * c
   aa = cv2.LINE_AA
   cv2.ellipse(
@@ -124,7 +129,7 @@ def draw(app: Appearance, act: np.ndarray, size: int, offset=(0.0, 0.0), light=0
   ey = cy + app.eye_y * c
   for side in (-1, 1):
     ex = cx + side * app.eye_dx * c
-    eh = max(0.4, 3.6 * (1 + 0.6 * eye_open)) * c
+    eh = max(0.4, 3.8 * (1 + 0.7 * eye_open)) * c
     cv2.ellipse(img, _pt(ex, ey), _pt(6.5 * c, eh), 0, 0, 360, (235, 235, 235), -1, aa, _SHIFT)
     r = min(3.2 * c, eh)
     cv2.ellipse(img, _pt(ex, ey), _pt(3.2 * c, r), 0, 0, 360, app.iris, -1, aa, _SHIFT)
@@ -132,12 +137,12 @@ def draw(app: Appearance, act: np.ndarray, size: int, offset=(0.0, 0.0), light=0
       img, _pt(ex, ey), _pt(1.4 * c, min(1.4 * c, eh)), 0, 0, 360, (15, 15, 15), -1, aa, _SHIFT
     )
     cv2.ellipse(img, _pt(ex, ey), _pt(6.5 * c, eh), 0, 180, 360, dark, max(1, int(c)), aa, _SHIFT)
-    brow_y = ey - (7.5 + 4.5 * raise_) * c
-    inner = (ex - side * 5.5 * c, brow_y - 3.5 * tilt * c)
+    brow_y = ey - (7.5 + 6 * raise_) * c
+    inner = (ex - side * 5.5 * c, brow_y - 4.5 * tilt * c)
     outer = (ex + side * 7 * c, brow_y + 1.5 * c + 1.0 * tilt * c)
     mid = (ex + side * 0.5 * c, brow_y - 1.5 * c)
     cv2.polylines(
-      img, [_bezier(inner, mid, outer)], False, brow_col, max(2, int(2.4 * c)), aa, _SHIFT
+      img, [_bezier(inner, mid, outer)], False, brow_col, max(3, int(3 * c)), aa, _SHIFT
     )
   nose_tip = cy + 10 * c
   cv2.polylines(
@@ -163,12 +168,12 @@ def draw(app: Appearance, act: np.ndarray, size: int, offset=(0.0, 0.0), light=0
         _SHIFT,
       )
   my = cy + app.mouth_y * c - 2.5 * wrinkle * c
-  mw = app.mouth_w * (1 + 0.35 * width) * c
-  corner_y = my - 5.5 * curve * c
+  mw = app.mouth_w * (1 + 0.4 * width) * c
+  corner_y = my - 8 * curve * c
   up_mid = (cx, my - 1.5 * mouth_open * c + 1.5 * curve * c)
-  low_mid = (cx, my + (11 * mouth_open + 2.5 * max(curve, 0)) * c)
+  low_mid = (cx, my + (14 * mouth_open + 3 * max(curve, 0)) * c)
   left, right = (cx - mw, corner_y), (cx + mw, corner_y)
-  lip = (90, 80, 170) if app.skin[2] > 150 else tuple(0.6 * v for v in app.skin)
+  lip = (0.45 * app.skin[0], 0.4 * app.skin[1], 0.75 * app.skin[2])
   if mouth_open > 0.08:
     poly = np.concatenate([_bezier(left, up_mid, right), _bezier(right, low_mid, left)])
     cv2.fillPoly(img, [poly], (40, 20, 45), aa, _SHIFT)
@@ -201,7 +206,7 @@ def render(
   times: np.ndarray,
 ) -> np.ndarray:
   """RGB uint8 frames (len(times), size, size, 3) of a face displaying `display`."""
-  amp = APEX[display] * intensity / 3 * envelope(rng, times)[:, None]
+  amp = APEX[display] * strength(intensity) * envelope(rng, times)[:, None]
   motion = np.cumsum(rng.normal(0, cfg.head_motion_px, (len(times), 2)), axis=0) * 0.5
   roll = np.cumsum(rng.normal(0, cfg.head_roll_deg / 3, len(times)))
   light = 0.15 + cfg.lighting_drift * np.sin(2 * np.pi * (times + rng.random()))

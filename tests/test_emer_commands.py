@@ -1,0 +1,42 @@
+"""The dataset commands run as programs: fake release, validate, build, draw."""
+
+import subprocess
+import sys
+
+from tfds_emer import release_layout as layout
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True)
+
+
+def test_fake_release_validate_build(tmp_path):
+  release = tmp_path / "release"
+  out = _run(
+    "tfds_emer.fake_release",
+    f"--output={release}",
+    "--num_subjects=1",
+    "--num_samples=2",
+    "--eye_format=tsv",
+    "--frames_per_clip=4",
+  )
+  assert out.returncode == 0, out.stderr
+  assert len(list((release / layout.EYE_DIR).glob("*.tsv"))) == 2
+  out = _run("tfds_emer.validate", f"--manual_dir={release}", "--face_frames=4")
+  assert out.returncode == 0, out.stdout + out.stderr
+  assert "samples: 2" in out.stdout and out.stdout.rstrip().endswith("OK")
+  out = _run(
+    "tfds_emer.build", "--config=real", f"--manual_dir={release}", f"--data_dir={tmp_path / 'data'}"
+  )
+  assert out.returncode == 0, out.stderr
+  assert "Built emer/real/1.0.0: 2 samples" in out.stdout
+  (release / layout.SET_FILE).write_text("nonsense line here\n")
+  out = _run("tfds_emer.validate", f"--manual_dir={release}", "--face_frames=4")
+  assert out.returncode == 1 and "ERROR" in out.stdout and "cannot parse" in out.stdout
+
+
+def test_draw(tmp_path):
+  png = tmp_path / "sim.png"
+  out = _run("tfds_emer.draw", f"--output={png}")
+  assert out.returncode == 0, out.stderr
+  assert png.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,395 @@
+"""The `real` path: fake release → reader/validator → TFDS build, aliases, malformed releases."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow_datasets as tfds
+
+from tfds_emer import emer, release
+from tfds_emer import release_layout as layout
+from tfds_emer.fake_release import write_release
+from tfds_emer.release import ReleaseError
+from tfds_emer.sim.config import SimConfig
+from tfds_emer.validate import validate
+
+CFG = SimConfig(seed=3, num_subjects=2, num_samples=8)
+FRAMES = 8
+
+
+def _build(data_dir, name, sim=None, manual_dir=None):
+  builder = emer.Emer(
+    config=emer.EmerConfig(name=name, face_frames=FRAMES, sim=sim), data_dir=str(data_dir)
+  )
+  builder.download_and_prepare(
+    file_format="array_record",
+    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir and str(manual_dir)),
+  )
+  source = builder.as_data_source(split="train")
+  return builder, {source[i]["sample_id"].decode(): source[i] for i in range(len(source))}
+
+
+@pytest.fixture(scope="session")
+def fake(tmp_path_factory):
+  root = tmp_path_factory.mktemp("release")
+  write_release(root, CFG, frames_per_clip=FRAMES, eye_format="xlsx", faces="both", progress=False)
+  return root
+
+
+@pytest.fixture(scope="session")
+def sim_examples(tmp_path_factory):
+  return _build(tmp_path_factory.mktemp("sim"), "sim_test", sim=CFG)[1]
+
+
+def _assert_matches_sim(got, want, face_tol):
+  assert got.keys() == want.keys()
+  for sid, ex in got.items():
+    ref = want[sid]
+    for key in ref:
+      if key == "face":
+        assert np.abs(ex[key].astype(int) - ref[key]).mean() < face_tol, sid
+      elif key == "fixation_map":
+        np.testing.assert_allclose(ex[key], ref[key], atol=1e-5, err_msg=sid)
+      else:
+        np.testing.assert_array_equal(ex[key], ref[key], err_msg=f"{sid} {key}")
+
+
+def test_round_trip_from_frames(fake, sim_examples, tmp_path):
+  builder, got = _build(tmp_path, "real_test", manual_dir=fake)
+  _assert_matches_sim(got, sim_examples, face_tol=3.0)  # JPEG loss only
+  assert builder.info.metadata["eye_columns"][2:4] == ["Gaze point X", "Gaze point Y"]
+
+
+def test_round_trip_from_video_and_tsv(fake, sim_examples, tmp_path):
+  manual = tmp_path / "release"
+  shutil.copytree(fake, manual)
+  shutil.rmtree(manual / layout.FACE_FRAMES_DIR)
+  for path in (manual / layout.EYE_DIR).iterdir():
+    pd.read_excel(path).to_csv(path.with_suffix(".tsv"), sep="\t", index=False, na_rep="")
+    path.unlink()
+  _, got = _build(tmp_path / "data", "real_test", manual_dir=manual)
+  _assert_matches_sim(got, sim_examples, face_tol=8.0)  # mp4v video loss
+
+
+def _labels(root):
+  problems, warnings = [], []
+  labels = release.read_labels(root, release.load_mapping(root), problems, warnings)
+  assert not problems, problems
+  return labels
+
+
+def _write_sheet(root, table):
+  table.to_excel(root / layout.LABEL_FILE, index=False)
+
+
+@pytest.fixture
+def sheet(fake, tmp_path):
+  shutil.copy(fake / layout.LABEL_FILE, tmp_path / layout.LABEL_FILE)
+  return tmp_path, pd.read_excel(tmp_path / layout.LABEL_FILE), _labels(tmp_path)
+
+
+def test_alias_prefixed_headers(sheet):
+  root, table, want = sheet
+  table.columns = [
+    "id",
+    "ER emotion",
+    "ER polarity",
+    "ER valence",
+    "ER arousal",
+    "FER emotion",
+    "FER polarity",
+    "FER valence",
+    "FER arousal",
+    "Intensity",
+  ]
+  _write_sheet(root, table)
+  assert _labels(root) == want
+
+
+def test_alias_unprefixed_headers_once_per_view(sheet):
+  root, table, want = sheet
+  table.columns = [
+    "Sample",
+    "Emotion",
+    "3class",
+    "Valence",
+    "Arousal",
+    "Emotion",
+    "3class",
+    "Valence",
+    "Arousal",
+    "Intensity",
+  ]
+  _write_sheet(root, table)
+  assert _labels(root) == want
+
+
+def test_alias_class_indices_and_names(sheet):
+  root, table, want = sheet
+  words = {"happiness": "Happy", "sadness": "sad", "anger": "ANGRY", "fear": "afraid"}
+  table["ER_7class"] = table["ER_7class"].map(lambda e: words.get(e, e))
+  table["FER_7class"] = [want[s].fer_emotion for s in table["ID"]]
+  table["ER_3class"] = [want[s].er_polarity for s in table["ID"]]
+  _write_sheet(root, table)
+  assert _labels(root) == want
+
+
+def test_alias_one_based_indices_via_mapping(sheet):
+  root, table, want = sheet
+  table["FER_7class"] = [want[s].fer_emotion + 1 for s in table["ID"]]
+  table["FER_3class"] = [want[s].fer_polarity + 1 for s in table["ID"]]
+  table["ER_7class"] = [want[s].er_emotion + 1 for s in table["ID"]]
+  table["ER_3class"] = [want[s].er_polarity + 1 for s in table["ID"]]
+  _write_sheet(root, table)
+  (root / layout.MAPPING_FILE).write_text(json.dumps({"class_index_base": 1}))
+  assert _labels(root) == want
+
+
+def test_alias_mapping_file_columns(sheet):
+  root, table, want = sheet
+  odd = {c: f"col {i}" for i, c in enumerate(table.columns)}
+  _write_sheet(root, table.rename(columns=odd))
+  (root / layout.MAPPING_FILE).write_text(json.dumps({"label_columns": odd}))
+  assert _labels(root) == want
+
+
+def _folds(root, text):
+  (root / layout.SET_FILE).write_text(text)
+  problems = []
+  folds = release.read_folds(root, release.load_mapping(root), problems)
+  assert not problems, problems
+  return folds
+
+
+@pytest.mark.parametrize(
+  "text",
+  [
+    "a_film_sad set1\nb_sport_happy set2\n",
+    "a_film_sad\tset1\nb_sport_happy\tset2\n",
+    "a_film_sad,1\nb_sport_happy,2\n",
+    "set1: a_film_sad\nset2: b_sport_happy\n",
+    "set1\na_film_sad\nset2\nb_sport_happy\n",
+    "Fold1: a_film_sad,\nfold 2: b_sport_happy\n",
+  ],
+)
+def test_alias_fold_forms(tmp_path, text):
+  assert _folds(tmp_path, text) == {"a_film_sad": 1, "b_sport_happy": 2}
+
+
+def test_fold_mapping_file(tmp_path):
+  (tmp_path / layout.MAPPING_FILE).write_text(json.dumps({"folds": {"a_film_sad": 4}}))
+  assert _folds(tmp_path, "") == {"a_film_sad": 4}
+
+
+# --- malformed releases: each defect must produce its own message ---------------------------
+
+SMALL = SimConfig(seed=5, num_subjects=1, num_samples=3)
+
+
+@pytest.fixture(scope="session")
+def small(tmp_path_factory):
+  root = tmp_path_factory.mktemp("small")
+  sim = write_release(
+    root, SMALL, frames_per_clip=4, eye_format="tsv", faces="both", progress=False
+  )
+  return root, [s.sample_id for s in sim.samples]
+
+
+def _edit_sheet(root, fn):
+  table = pd.read_excel(root / layout.LABEL_FILE)
+  _write_sheet(root, fn(table))
+
+
+def _edit_eye(root, sid, fn):
+  path = root / layout.EYE_DIR / f"{sid}.tsv"
+  fn(pd.read_csv(path, sep="\t")).to_csv(path, sep="\t", index=False, na_rep="")
+
+
+def _set(table, col, value):
+  table[col] = table[col].astype(object)
+  table.loc[0, col] = value
+  return table
+
+
+def _blank_gaze(table):
+  table.loc[:, ["Gaze point X", "Gaze point Y"]] = np.nan
+  return table
+
+
+DEFECTS = {
+  "missing label row": (lambda r, ids: _edit_sheet(r, lambda t: t.iloc[1:]), "missing label row"),
+  "unknown class name": (
+    lambda r, ids: _edit_sheet(r, lambda t: _set(t, "ER_7class", "joyous")),
+    "ER_7class 'joyous' is not a known class",
+  ),
+  "valence out of range": (
+    lambda r, ids: _edit_sheet(r, lambda t: _set(t, "ER_valence", 1.5)),
+    "ER_valence 1.5 is outside [-1, 1]",
+  ),
+  "intensity out of range": (
+    lambda r, ids: _edit_sheet(r, lambda t: _set(t, "FER_intensity", 3.5)),
+    "FER_intensity 3.5 is outside [0, 3]",
+  ),
+  "duplicate ID": (
+    lambda r, ids: _edit_sheet(r, lambda t: pd.concat([t, t.iloc[:1]])),
+    "duplicate ID",
+  ),
+  "bad ID": (
+    lambda r, ids: _edit_sheet(r, lambda t: _set(t, "ID", "subject one")),
+    "does not look like",
+  ),
+  "unmappable column": (
+    lambda r, ids: _edit_sheet(r, lambda t: t.drop(columns="ER_arousal")),
+    "cannot map label column(s) ['ER_arousal']",
+  ),
+  "sample in two folds": (
+    lambda r, ids: (r / layout.SET_FILE).open("a").write(f"{ids[0]} set5\n"),
+    "sample {id0} is in set",
+  ),
+  "sample in no fold": (
+    lambda r, ids: (r / layout.SET_FILE).write_text(f"{ids[1]} set1\n{ids[2]} set2\n"),
+    "sample {id0} is labelled but in no fold",
+  ),
+  "unparsable fold line": (
+    lambda r, ids: (r / layout.SET_FILE).open("a").write("what is this\n"),
+    "cannot parse 'what is this'",
+  ),
+  "fold out of range": (
+    lambda r, ids: (r / layout.SET_FILE).open("a").write(f"{ids[0]} set7\n"),
+    "cannot parse '{id0} set7'",
+  ),
+  "missing label file": (
+    lambda r, ids: (r / layout.LABEL_FILE).unlink(),
+    "missing; expected the label sheet",
+  ),
+  "bad mapping file": (
+    lambda r, ids: (r / layout.MAPPING_FILE).write_text("{oops"),
+    "not valid JSON",
+  ),
+  "missing eye file": (
+    lambda r, ids: (r / layout.EYE_DIR / f"{ids[0]}.tsv").unlink(),
+    "no eye export for sample {id0}",
+  ),
+  "two eye files": (
+    lambda r, ids: shutil.copy(
+      r / layout.EYE_DIR / f"{ids[0]}.tsv", r / layout.EYE_DIR / f"{ids[0]}.csv"
+    ),
+    "several files for {id0}",
+  ),
+  "empty eye file": (lambda r, ids: _edit_eye(r, ids[0], lambda t: t.iloc[:0]), "empty eye export"),
+  "unreadable eye file": (
+    lambda r, ids: (
+      (r / layout.EYE_DIR / f"{ids[0]}.tsv").unlink()
+      or (r / layout.EYE_DIR / f"{ids[0]}.xlsx").write_bytes(b"not a zip")
+    ),
+    "unreadable eye export",
+  ),
+  "missing gaze columns": (
+    lambda r, ids: _edit_eye(r, ids[0], lambda t: t.rename(columns={"Gaze point X": "Gaze X"})),
+    "no gaze columns",
+  ),
+  "wrong column count": (
+    lambda r, ids: _edit_eye(r, ids[0], lambda t: t.drop(columns="Pupil diameter left")),
+    "38 numeric columns, expected 39",
+  ),
+  "columns differ": (
+    lambda r, ids: _edit_eye(
+      r, ids[1], lambda t: t.rename(columns={"Pupil diameter left": "Pupil L"})
+    ),
+    "numeric columns differ",
+  ),
+  "all-NaN eye rows": (lambda r, ids: _edit_eye(r, ids[0], _blank_gaze), "no valid row"),
+  "zero face frames": (
+    lambda r, ids: (
+      [p.unlink() for p in (r / layout.FACE_FRAMES_DIR / ids[0]).iterdir()]
+      and (r / layout.FACE_VIDEO_DIR / f"{ids[0]}.mp4").unlink()
+    ),
+    "zero face frames and no face video",
+  ),
+  "unreadable video": (
+    lambda r, ids: (
+      shutil.rmtree(r / layout.FACE_FRAMES_DIR / ids[0])
+      or (r / layout.FACE_VIDEO_DIR / f"{ids[0]}.mp4").write_bytes(b"garbage")
+    ),
+    "unreadable face video",
+  ),
+  "unreadable frame": (
+    lambda r, ids: (r / layout.FACE_FRAMES_DIR / ids[0] / "00000.jpg").write_bytes(b"garbage"),
+    "unreadable face frame",
+  ),
+}
+
+
+@pytest.fixture
+def broken(small, tmp_path):
+  root, ids = small
+  copy = tmp_path / "release"
+  shutil.copytree(root, copy)
+  return copy, ids
+
+
+def test_clean_release_validates(small):
+  report = validate(small[0], face_frames=4)
+  assert report.ok, report.problems
+  assert "samples: 3" in report.text() and "set" in report.text()
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_malformed_release(broken, defect):
+  root, ids = broken
+  mutate, message = DEFECTS[defect]
+  message = message.format(id0=ids[0], id1=ids[1])
+  mutate(root, ids)
+  report = validate(root, face_frames=4)
+  assert not report.ok
+  assert any(message in p for p in report.problems), report.problems
+
+
+def test_failed_build_leaves_nothing(broken, tmp_path):
+  root, ids = broken
+  DEFECTS["valence out of range"][0](root, ids)
+  data_dir = tmp_path / "data"
+  with pytest.raises(ReleaseError, match="outside"):
+    _build(data_dir, "real_test", manual_dir=root)
+  # TFDS keeps only its builder-class note (.config/); no dataset file, no incomplete folder.
+  leftovers = [p for p in data_dir.rglob("*") if p.is_file() and ".config" not in p.parts]
+  assert not leftovers
+  assert not list(data_dir.rglob("1.0.0"))
+
+
+def test_decimal_comma_export(small, tmp_path):
+  root, ids = small
+  path = root / layout.EYE_DIR / f"{ids[0]}.tsv"
+  want = release.read_eye(path, {})
+  comma = tmp_path / path.name
+  pd.read_csv(path, sep="\t").to_csv(comma, sep="\t", index=False, na_rep="", decimal=",")
+  got = release.read_eye(comma, {})
+  np.testing.assert_array_equal(got.values, want.values)
+  assert got.columns == want.columns
+
+
+def test_alias_gaze_and_timestamp_headers(small, tmp_path):
+  root, ids = small
+  path = root / layout.EYE_DIR / f"{ids[0]}.tsv"
+  want = release.read_eye(path, {})
+  renamed = {
+    "Gaze point X": "Gaze point X [DACS px]",
+    "Gaze point Y": "Gaze point Y [DACS px]",
+    "Recording timestamp": "Recording timestamp [μs]",
+  }
+  alias = tmp_path / path.name
+  pd.read_csv(path, sep="\t").rename(columns=renamed).to_csv(
+    alias, sep="\t", index=False, na_rep=""
+  )
+  got = release.read_eye(alias, {})
+  assert got.gaze_cols == want.gaze_cols
+  np.testing.assert_array_equal(got.timestamps_ms, want.timestamps_ms)
+
+
+def test_blank_label_rows_are_skipped(sheet):
+  root, table, want = sheet
+  blank = pd.DataFrame([[None] * len(table.columns)], columns=table.columns)
+  _write_sheet(root, pd.concat([table, blank, blank]))
+  assert _labels(root) == want
