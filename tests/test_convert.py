@@ -161,3 +161,16 @@ def test_imagenet_resnet_weights_from_a_user_file(tmp_path):
   config.face_encoder.pretrained = str(tmp_path / "broken.npz")
   with pytest.raises(ValueError, match=r"layer2\.0\.downsample\.1\.running_var"):
     models.build_model(config, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
+
+
+def test_torch_reader_refuses_arbitrary_globals(tmp_path):
+  import pickle
+  import zipfile
+
+  with zipfile.ZipFile(tmp_path / "evil.pth", "w") as archive:
+    archive.writestr("evil/data.pkl", pickle.dumps({"x": print}, protocol=2))
+  with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
+    convert.load_torch_file(tmp_path / "evil.pth")
+  (tmp_path / "legacy.pth").write_bytes(b"\x80\x02}q\x00.")
+  with pytest.raises(ValueError, match="not a zip-format"):
+    convert.read_state_dict(tmp_path / "legacy.pth")

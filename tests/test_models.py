@@ -141,3 +141,11 @@ def test_train_mode_dropout_uses_rng_eval_is_deterministic():
   model.eval()
   eval_a = forward(model, inputs)["heads"]["er_emotion"]
   np.testing.assert_array_equal(forward(model, inputs)["heads"]["er_emotion"], eval_a)
+
+
+def test_summary_counts_parameters_per_module():
+  from emer_jax.models.summary import summarize
+
+  text = summarize(models.get_config("reference"), {"er_emotion": 7})
+  assert "encoders/face" in text and "heads/er_emotion" in text
+  assert text.splitlines()[-1].split() == ["total", "12,249,850"]
