@@ -1,0 +1,63 @@
+"""Opening the TFDS `emer` dataset as a random-access source, preparing it when it is synthetic."""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+import tfds_emer  # noqa: F401  (registers `emer`)
+
+# Per-sample fields small enough to hold in memory for splitting and reporting.
+INDEX_FIELDS = ("sample_id", "subject_id", "fold")
+
+
+@dataclasses.dataclass(frozen=True)
+class EmerSource:
+  """A `tfds.data_source` over every sample of one `emer` config, with its metadata."""
+
+  source: object  # random access: len(), source[i] -> dict of numpy arrays
+  metadata: dict
+  index: dict  # field -> (N,) numpy array, for INDEX_FIELDS and every label
+
+  def __len__(self):
+    return len(self.source)
+
+
+def resolve_data_dir(data_dir: str) -> str:
+  return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+
+
+def open_source(name: str, data_dir: str, *, prepare: bool = True) -> EmerSource:
+  """Returns the `train` split of `name` (e.g. 'emer/synthetic_small').
+
+  A synthetic config that is not built yet is built first (array_record, with a progress bar);
+  the real release must be built by the user with `python -m tfds_emer.build`.
+  """
+  data_dir = resolve_data_dir(data_dir)
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared():
+    if not (prepare and builder.builder_config.name.startswith("synthetic")):
+      raise FileNotFoundError(
+        f"Dataset {name!r} is not prepared in {data_dir}. Build it first with "
+        f"`python -m tfds_emer.build --config={builder.builder_config.name} "
+        f"--manual_dir=<EMER release> --data_dir={data_dir}`."
+      )
+    builder.download_and_prepare(file_format="array_record")
+  source = builder.as_data_source(split="train")
+  return EmerSource(source, dict(builder.info.metadata or {}), _read_index(source, builder.info))
+
+
+def _read_index(source, info) -> dict:
+  """Reads the small per-sample fields (ids, folds, labels) of every sample."""
+  names = list(INDEX_FIELDS) + [
+    name
+    for name, feature in info.features.items()
+    if not feature.shape and name not in INDEX_FIELDS
+  ]
+  rows = [source[i] for i in range(len(source))]
+  index = {}
+  for name in dict.fromkeys(names):
+    values = [row[name] for row in rows]
+    index[name] = np.asarray([v.decode() if isinstance(v, bytes) else v for v in values])
+  return index

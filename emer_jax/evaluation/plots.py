@@ -1,0 +1,153 @@
+"""PNG plots of evaluation results and training curves.
+
+Figures are built with `matplotlib.figure.Figure` and written by the Agg renderer, never through
+pyplot, so no display or global backend state is involved. Each function returns the path written.
+"""
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from emer_jax.evaluation.metrics import regression_metrics
+
+
+def _save(fig: Figure, path) -> Path:
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, format="png", dpi=120)
+  return path
+
+
+def _heatmap(ax, matrix, class_names, fmt, title):
+  image = ax.imshow(matrix, cmap="Blues", vmin=0)
+  ticks = np.arange(len(class_names))
+  ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+  ax.set_yticks(ticks, class_names)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  ax.set_title(title)
+  finite = matrix[np.isfinite(matrix)]
+  threshold = finite.max() / 2 if finite.size else 0
+  for (i, j), value in np.ndenumerate(matrix):
+    text = "–" if np.isnan(value) else format(value, fmt)
+    color = "white" if np.isfinite(value) and value > threshold else "black"
+    ax.text(j, i, text, ha="center", va="center", color=color, fontsize=8)
+  return image
+
+
+def plot_confusion(confusion, class_names: Sequence[str], path, title: str = "") -> Path:
+  """Counts and row-normalised (recall) confusion matrices side by side; rows are the truth.
+
+  Rows of classes absent from the truth show '–' in the normalised panel.
+  """
+  counts = np.asarray(confusion, dtype=np.int64)
+  support = counts.sum(1, keepdims=True)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    normalised = np.where(support > 0, counts / support, np.nan)
+  size = 2.5 + 0.55 * len(class_names)
+  fig = Figure(figsize=(2 * size + 1.5, size), layout="constrained")
+  left, right = fig.subplots(1, 2)
+  fig.colorbar(_heatmap(left, counts, class_names, "d", "counts"), ax=left, shrink=0.8)
+  image = _heatmap(right, normalised, class_names, ".2f", "row-normalised")
+  image.set_clim(0, 1)
+  fig.colorbar(image, ax=right, shrink=0.8)
+  if title:
+    fig.suptitle(title)
+  return _save(fig, path)
+
+
+def plot_per_class_recall(recall, class_names: Sequence[str], path, title: str = "") -> Path:
+  """Bar per class; classes absent from the truth (NaN recall) are marked 'n/a'."""
+  recall = np.asarray(recall, dtype=np.float64)
+  fig = Figure(figsize=(2 + 0.7 * len(class_names), 3.5), layout="constrained")
+  ax = fig.subplots()
+  x = np.arange(len(class_names))
+  ax.bar(x, np.nan_to_num(recall), color="tab:blue")
+  for i, value in enumerate(recall):
+    label = "n/a" if np.isnan(value) else f"{value:.2f}"
+    ax.text(i, (0 if np.isnan(value) else value) + 0.02, label, ha="center", fontsize=8)
+  ax.set_xticks(x, class_names, rotation=45, ha="right")
+  ax.set_ylim(0, 1.1)
+  ax.set_ylabel("recall")
+  ax.set_title(title or "per-class recall")
+  return _save(fig, path)
+
+
+def plot_regression_scatter(y_true, y_pred, path, title: str = "") -> Path:
+  """Truth against prediction with the identity line; PCC, CCC and MAE in the title."""
+  y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
+  y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+  m = regression_metrics(y_true, y_pred)
+  fig = Figure(figsize=(4.5, 4.5), layout="constrained")
+  ax = fig.subplots()
+  ax.scatter(y_true, y_pred, s=10, alpha=0.6)
+  both = np.concatenate([y_true, y_pred])
+  low, high = (both.min(), both.max()) if both.size else (0.0, 1.0)
+  pad = 0.05 * (high - low or 1.0)
+  ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
+  ax.set_xlim(low - pad, high + pad)
+  ax.set_ylim(low - pad, high + pad)
+  ax.set_aspect("equal")
+  ax.set_xlabel("true")
+  ax.set_ylabel("predicted")
+  ax.legend(loc="upper left")
+  stats = f"PCC {m['pcc']:.3f}  CCC {m['ccc']:.3f}  MAE {m['mae']:.3f}"
+  ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=10)
+  return _save(fig, path)
+
+
+def read_metrics_jsonl(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Numeric series from a metrics.jsonl file: {key: (steps, values)}, in file order.
+
+  Each line is a JSON object with `step`; a key need not appear on every line. Non-numeric values
+  (strings, lists, booleans) are skipped.
+  """
+  series: dict[str, tuple[list, list]] = {}
+  with open(path) as f:
+    for line in f:
+      if not line.strip():
+        continue
+      record = json.loads(line)
+      step = record["step"]
+      for key, value in record.items():
+        if key == "step" or isinstance(value, bool) or not isinstance(value, int | float):
+          continue
+        steps, values = series.setdefault(key, ([], []))
+        steps.append(step)
+        values.append(float(value))
+  return {k: (np.asarray(s), np.asarray(v)) for k, (s, v) in series.items()}
+
+
+def _group(key: str) -> str:
+  """'train/loss' and 'val/loss' share the panel 'loss'; keys without a '/' get their own."""
+  return key.split("/", 1)[1] if "/" in key else key
+
+
+def plot_learning_curves(metrics_jsonl, path, ncols: int = 3) -> Path:
+  """Every numeric series against step, one panel per metric with its splits overlaid.
+
+  Keys are grouped on what follows the first '/', so `train/loss` and `val/loss` share a panel,
+  as do `train/er_valence/mae` and `val/er_valence/mae`.
+  """
+  series = read_metrics_jsonl(metrics_jsonl)
+  groups: dict[str, list[str]] = {}
+  for key in series:
+    groups.setdefault(_group(key), []).append(key)
+  ncols = max(1, min(ncols, len(groups)))
+  nrows = max(1, math.ceil(len(groups) / ncols))
+  fig = Figure(figsize=(4 * ncols, 3 * nrows), layout="constrained")
+  axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
+  for ax, (name, keys) in zip(axes, groups.items(), strict=False):
+    for key in keys:
+      steps, values = series[key]
+      ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=key)
+    ax.set_title(name)
+    ax.set_xlabel("step")
+    ax.legend(fontsize=7)
+  for ax in axes[len(groups) :]:
+    ax.set_axis_off()
+  return _save(fig, path)

@@ -1,0 +1,56 @@
+"""Trains and evaluates an emer_jax config.
+
+  python -m emer_jax.main --config=configs/quickstart.py --workdir=runs/quickstart
+  python -m emer_jax.main --config=configs/quickstart.py --workdir=W --config.num_epochs=5
+
+Rerunning on the same workdir resumes from its latest checkpoint. Multi-process (one process per
+host): add --distributed (auto-detection), or --coordinator_address, --num_processes, --process_id.
+"""
+
+import json
+import logging as logging_lib
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from emer_jax.train.trainer import train_and_evaluate
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/quickstart.py[:arg].")
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+flags.DEFINE_bool(
+  "distributed",
+  False,
+  "Join a multi-process job with jax.distributed.initialize() (detects TPU pods, SLURM, Open MPI).",
+)
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0, where not detected.")
+flags.DEFINE_integer("num_processes", None, "Number of processes, where not detected.")
+flags.DEFINE_integer("process_id", None, "This process's index, where not detected.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _QuietLibraries(logging_lib.Filter):
+  """Orbax logs every checkpoint step at INFO; keep its warnings and errors only."""
+
+  def filter(self, record):
+    return record.levelno >= logging_lib.WARNING or "/orbax/" not in record.pathname
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
+  if FLAGS.distributed or FLAGS.coordinator_address:
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  logging.info(
+    "Process %d of %d; devices: %s", jax.process_index(), jax.process_count(), jax.devices()
+  )
+  results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  if jax.process_index() == 0:
+    summary = {k: round(v, 4) for k, v in results["mean"].items() if isinstance(v, float)}
+    print(json.dumps({"workdir": FLAGS.workdir, "test_mean": summary}, indent=1))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,57 @@
+"""Jit-compiled train and eval steps over the split (graphdef, state) of model and optimiser."""
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from emer_jax.train.losses import total_loss
+
+MODEL_INPUTS = ("face", "eye", "gaze", "fixation_map")
+
+
+def model_inputs(batch: dict, dtype) -> dict:
+  """Batch fields the network reads; face frames go from uint8 to [0, 1]."""
+  inputs = {k: batch[k].astype(dtype) for k in MODEL_INPUTS if k in batch}
+  inputs["face"] = inputs["face"] / jnp.asarray(255, dtype)
+  return inputs
+
+
+def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights: dict):
+  """Returns step(state, batch, grl_lambda) -> (state, metrics).
+
+  A step whose loss or gradients are not finite leaves the state unchanged and reports
+  `finite/loss` or `finite/grads` = False, so the caller can stop with the last good state.
+  """
+
+  def step(state, batch, grl_lambda):
+    model, optimizer = nnx.merge(graphdef, state)
+    model.train()
+
+    def loss_fn(model):
+      outputs = model(model_inputs(batch, dtype), grl_lambda=grl_lambda)
+      return total_loss(outputs, batch, alpha=alpha, beta=beta, head_weights=head_weights)
+
+    (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    grad_norm = optax.tree.norm(grads)
+    optimizer.update(model, grads)
+    metrics["grad_norm"] = grad_norm
+    metrics["finite/loss"] = jnp.isfinite(loss)
+    metrics["finite/grads"] = jnp.isfinite(grad_norm)
+    finite = metrics["finite/loss"] & metrics["finite/grads"]
+    new_state = nnx.state((model, optimizer))
+    return jax.lax.cond(finite, lambda: new_state, lambda: state), metrics
+
+  return jax.jit(step, donate_argnums=0)
+
+
+def make_eval_step(graphdef, *, dtype):
+  """Returns step(state, batch) -> {target: float32 outputs (B, C)}, in eval mode."""
+
+  def step(state, batch):
+    model, _ = nnx.merge(graphdef, state)
+    model.eval()
+    outputs = model(model_inputs(batch, dtype), grl_lambda=jnp.float32(0.0))
+    return {k: v.astype(jnp.float32) for k, v in outputs["heads"].items()}
+
+  return jax.jit(step)

@@ -1,0 +1,58 @@
+"""Plots are written as valid PNG images."""
+
+import json
+
+import numpy as np
+from matplotlib import image
+
+from emer_jax.evaluation.metrics import classification_metrics
+from emer_jax.evaluation.plots import (
+  plot_confusion,
+  plot_learning_curves,
+  plot_per_class_recall,
+  plot_regression_scatter,
+  read_metrics_jsonl,
+)
+from emer_jax.protocols import EMOTIONS
+
+
+def _assert_png(path):
+  assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  pixels = image.imread(path)
+  assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+  assert pixels.std() > 0  # not blank
+
+
+def test_classification_plots(tmp_path):
+  rng = np.random.default_rng(0)
+  y_true = rng.integers(0, 6, 80)  # 'neutral' absent from the truth
+  y_pred = np.where(rng.random(80) < 0.6, y_true, rng.integers(0, 7, 80))
+  m = classification_metrics(y_true, y_pred, 7)
+  _assert_png(plot_confusion(m["confusion"], EMOTIONS, tmp_path / "confusion.png", title="er7"))
+  _assert_png(plot_per_class_recall(m["per_class_recall"], EMOTIONS, tmp_path / "recall.png"))
+
+
+def test_regression_scatter(tmp_path):
+  rng = np.random.default_rng(1)
+  y = rng.normal(size=100)
+  _assert_png(
+    plot_regression_scatter(y, y + rng.normal(0, 0.3, 100), tmp_path / "v.png", "valence")
+  )
+  _assert_png(plot_regression_scatter(y, np.zeros(100), tmp_path / "const.png"))
+
+
+def test_learning_curves(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  lines = []
+  for step in range(0, 200, 10):
+    record = {"step": step, "train/loss": 2 / (1 + step), "lr": 1e-4, "note": "x"}
+    if step % 50 == 0:
+      record |= {"val/loss": 2.5 / (1 + step), "val/war": step / 200, "val/er_valence/mae": 0.3}
+    lines.append(json.dumps(record))
+  path.write_text("\n".join(lines) + "\n\n")
+  series = read_metrics_jsonl(path)
+  assert sorted(series) == ["lr", "train/loss", "val/er_valence/mae", "val/loss", "val/war"]
+  steps, values = series["val/war"]
+  np.testing.assert_array_equal(steps, [0, 50, 100, 150])
+  np.testing.assert_allclose(values, [0, 0.25, 0.5, 0.75])
+  _assert_png(plot_learning_curves(path, tmp_path / "curves.png"))

@@ -1,0 +1,181 @@
+"""TFDS builder for EMER (eye-behaviour-aided multimodal emotion recognition, Wang et al.).
+
+Not "Explainable Multimodal Emotion Reasoning", an unrelated dataset with the same acronym.
+Configs: `synthetic` (EMER-Sim at paper scale, the default), `synthetic_small` (EMER-Sim,
+190 samples) and `real` (the licence-gated release, a manual download).
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from emer_jax.protocols import EMOTIONS, POLARITIES
+from tfds_emer import eye_export, release
+from tfds_emer.example import make_example
+from tfds_emer.release import ReleaseError
+from tfds_emer.sim.config import SimConfig
+from tfds_emer.sim.labels import STIMULI
+from tfds_emer.sim.samples import EmerSim
+from tfds_emer.stats import RunningStats
+from tfds_emer.validate import validate
+
+_FACE_SIZE = 112
+
+
+@dataclasses.dataclass(eq=False)
+class EmerConfig(tfds.core.BuilderConfig):
+  face_frames: int = 32
+  sim: SimConfig | None = None  # None: read the real release from manual_dir
+
+
+def features(face_frames: int) -> tfds.features.FeaturesDict:
+  scalar = tfds.features.Scalar
+  return tfds.features.FeaturesDict(
+    {
+      "face": tfds.features.Tensor(
+        shape=(face_frames, _FACE_SIZE, _FACE_SIZE, 3), dtype=np.uint8, encoding="zlib"
+      ),
+      "eye": tfds.features.Tensor(
+        shape=(None, eye_export.NUM_COLUMNS), dtype=np.float32, encoding="zlib"
+      ),
+      "gaze": tfds.features.Tensor(shape=(None, 2), dtype=np.float32, encoding="zlib"),
+      "fixation_map": tfds.features.Tensor(
+        shape=(eye_export.MAP_SIZE, eye_export.MAP_SIZE, 1), dtype=np.float32, encoding="zlib"
+      ),
+      **{
+        f"{view}_{name}": feature
+        for view in ("er", "fer")
+        for name, feature in (
+          ("emotion", tfds.features.ClassLabel(names=EMOTIONS)),
+          ("polarity", tfds.features.ClassLabel(names=POLARITIES)),
+          ("valence", scalar(np.float32)),
+          ("arousal", scalar(np.float32)),
+        )
+      },
+      "fer_intensity": scalar(np.float32),
+      "subject_id": scalar(np.int32),
+      "sample_id": tfds.features.Text(),
+      "stimulus": tfds.features.ClassLabel(names=STIMULI),
+      "fold": scalar(np.int32),
+    }
+  )
+
+
+class Emer(tfds.core.GeneratorBasedBuilder):
+  """EMER: face video, eye movements and fixation maps, labelled with ER and FER."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  BUILDER_CONFIGS = [
+    EmerConfig(
+      name="synthetic",
+      description="EMER-Sim at paper scale: 1,303 samples of 121 subjects. Says nothing about real EMER.",
+      face_frames=16,
+      sim=SimConfig(),
+    ),
+    EmerConfig(
+      name="synthetic_small",
+      description="EMER-Sim, 190 samples of 19 subjects, for tests and quick runs.",
+      face_frames=16,
+      sim=SimConfig(seed=1, num_subjects=19, num_samples=190),
+    ),
+    EmerConfig(
+      name="real",
+      description="The EMER release (licence-gated), read from manual_dir.",
+      face_frames=32,
+    ),
+  ]
+  DEFAULT_CONFIG_NAME = "synthetic"
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+  EMER (eye-behaviour-aided multimodal emotion recognition) is licence-gated: request it from
+  its authors under their academic EULA, then unpack the release into manual_dir so that it
+  holds `EMER_label.xlsx`, `emer_set.txt`, `eye_movement data/` and `face_light_align image/`
+  (or `face video/`). See tfds_emer/README.md for accepted forms and the optional mapping file.
+  """
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+      builder=self,
+      description=__doc__,
+      features=features(self.builder_config.face_frames),
+      homepage="https://github.com/kejun1/EMER",
+      metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager):
+    cfg = self.builder_config
+    if cfg.sim is not None:
+      return {"train": self._generate_examples(self._sim_examples(cfg), eye_export.COLUMNS)}
+    report = validate(dl_manager.manual_dir, cfg.face_frames, progress=True)
+    if not report.ok:
+      raise ReleaseError(report.problems)
+    return {
+      "train": self._generate_examples(self._release_examples(cfg, report), report.eye_columns)
+    }
+
+  def _generate_examples(self, examples, eye_columns):
+    eye_stats, gaze_stats = RunningStats(eye_export.NUM_COLUMNS), RunningStats(2)
+    for key, example in examples:
+      eye_stats.add(example["eye"])
+      gaze_stats.add(example["gaze"])
+      yield key, example
+    # Reached only once every example is written, before DatasetInfo is saved.
+    meta = self.info.metadata
+    meta["eye_mean"], meta["eye_std"] = eye_stats.mean_std()
+    meta["gaze_mean"], meta["gaze_std"] = gaze_stats.mean_std()
+    meta["eye_columns"] = list(eye_columns)
+
+  def _release_examples(self, cfg: EmerConfig, report):
+    for sid, files in report.samples.items():
+      export = release.read_eye(files.eye, report.mapping)
+      frames = release.read_faces(files.frame_dir, files.video, cfg.face_frames, _FACE_SIZE)
+      yield (
+        sid,
+        make_example(
+          frames=frames,
+          eye_raw=export.values,
+          gaze_cols=export.gaze_cols,
+          timestamps_ms=export.timestamps_ms,
+          labels=label_features(files.label),
+          num_frames=cfg.face_frames,
+        ),
+        export.columns,
+      )
+
+  def _sim_examples(self, cfg: EmerConfig):
+    sim = EmerSim(cfg.sim)
+    gaze_cols = tuple(eye_export.COLUMNS.index(c) for c in eye_export.GAZE_COLUMNS)
+    for lab in sim.samples:
+      raw = sim.sample(lab.index, cfg.face_frames)
+      yield (
+        lab.sample_id,
+        make_example(
+          frames=raw.frames,
+          eye_raw=raw.eye,
+          gaze_cols=gaze_cols,
+          timestamps_ms=raw.eye[:, 0],
+          labels=label_features(lab),
+          num_frames=cfg.face_frames,
+          screen=cfg.sim.screen_px,
+        ),
+      )
+
+
+def label_features(lab) -> dict:
+  """Label features of a sample from an object with the label attributes."""
+  return {
+    "er_emotion": lab.er_emotion,
+    "er_polarity": lab.er_polarity,
+    "er_valence": np.float32(lab.er_valence),
+    "er_arousal": np.float32(lab.er_arousal),
+    "fer_emotion": lab.fer_emotion,
+    "fer_polarity": lab.fer_polarity,
+    "fer_valence": np.float32(lab.fer_valence),
+    "fer_arousal": np.float32(lab.fer_arousal),
+    "fer_intensity": np.float32(lab.fer_intensity),
+    "subject_id": np.int32(lab.subject_id),
+    "sample_id": lab.sample_id,
+    "stimulus": lab.stimulus,
+    "fold": np.int32(lab.fold),
+  }

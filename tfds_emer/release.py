@@ -1,0 +1,395 @@
+"""Reader for the real EMER release in `manual_dir` (labels, folds, eye exports, faces).
+
+Accepted forms (see tfds_emer/README.md):
+- `EMER_label.xlsx`: the canonical columns (`release_layout.LABEL_COLUMNS`) or aliases such as
+  `id`/`sample`, `ER emotion`, `FER valence`, or unprefixed `Emotion, Valence, …` given once
+  per view (first ER, then FER); classes as names (with aliases like `happy`) or 0-based
+  indices in `EMOTIONS`/`POLARITIES` order.
+- `emer_set.txt`: `<ID> set3` (or `<ID><TAB>set3`, `<ID>,3`) per line; `set3: id, id, …` per
+  fold; or a `set3` header line followed by its IDs.
+- `emer_mapping.json` (optional): {"label_columns": {canonical: header}, "class_index_base": 1,
+  "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}} overrides detection.
+"""
+
+import dataclasses
+import json
+import pathlib
+import re
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from emer_jax.protocols import EMOTIONS, POLARITIES
+from tfds_emer import eye_export
+from tfds_emer import release_layout as layout
+
+CLASS_ALIASES = {
+  "happy": "happiness",
+  "joy": "happiness",
+  "sad": "sadness",
+  "afraid": "fear",
+  "fearful": "fear",
+  "surprised": "surprise",
+  "disgusted": "disgust",
+  "angry": "anger",
+  "calm": "neutral",
+  "pos": "positive",
+  "neg": "negative",
+  "neu": "neutral",
+}
+_GENERIC = {
+  "7class": ("7class", "emotion", "7cls", "class7", "category"),
+  "3class": ("3class", "polarity", "sentiment", "3cls", "class3"),
+  "valence": ("valence", "val", "v"),
+  "arousal": ("arousal", "aro", "a"),
+  "intensity": ("intensity", "int"),
+}
+_ID_ALIASES = ("id", "sample", "sampleid", "samplename", "name", "video", "file")
+_ID_PATTERN = re.compile(r"^(\d+)_(film|sport)_([a-z]+)$", re.IGNORECASE)
+
+
+class ReleaseError(ValueError):
+  """The release cannot be read; `problems` lists every defect found."""
+
+  def __init__(self, problems):
+    self.problems = list(problems)
+    super().__init__("EMER release is not readable:\n  " + "\n  ".join(self.problems))
+
+
+def _norm(header) -> str:
+  return re.sub(r"[^a-z0-9]", "", str(header).lower())
+
+
+def load_mapping(manual_dir: pathlib.Path) -> dict:
+  path = manual_dir / layout.MAPPING_FILE
+  if not path.exists():
+    return {}
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ReleaseError([f"{path}: not valid JSON ({e})."]) from e
+
+
+def map_label_columns(headers, mapping: dict, where: str) -> dict:
+  """Canonical column → header in the sheet; raises naming what was found and expected."""
+  given = mapping.get("label_columns", {})
+  found = {}
+  for canon in layout.LABEL_COLUMNS:
+    if canon in given:
+      found[canon] = given[canon]
+      continue
+    if canon == "ID":
+      hit = next((h for h in headers if _norm(h) in _ID_ALIASES), None)
+    else:
+      view, kind = canon.split("_", 1)
+      keys = {_norm(view) + a for a in _GENERIC[kind]}
+      hit = next((h for h in headers if _norm(h) in keys), None)
+      if hit is None:
+        # Unprefixed headers given once per view (pandas renames the repeat `Valence.1`).
+        plain = [h for h in headers if _norm(re.sub(r"\.\d+$", "", str(h))) in _GENERIC[kind]]
+        if len(plain) == 2:
+          hit = plain[0 if view == "ER" else 1]
+        elif len(plain) == 1 and kind == "intensity":
+          hit = plain[0]
+    if hit is not None:
+      found[canon] = hit
+  missing = [c for c in layout.LABEL_COLUMNS if c not in found]
+  absent = [f"{c}->{found[c]!r}" for c in found if found[c] not in list(headers)]
+  if missing or absent:
+    raise ReleaseError(
+      [
+        f"{where}: cannot map label column(s) {missing + absent}; found columns "
+        f"{[str(h) for h in headers]}; expected {list(layout.LABEL_COLUMNS)} or their aliases "
+        f"(or a 'label_columns' entry in {layout.MAPPING_FILE})."
+      ]
+    )
+  return found
+
+
+def parse_class(value, names, base: int):
+  """Index of a class given by name, alias or index; None if unknown."""
+  if isinstance(value, int | float | np.integer | np.floating) and not pd.isna(value):
+    idx = int(value) - base
+    return idx if float(value) == int(value) and 0 <= idx < len(names) else None
+  text = str(value).strip().lower()
+  if re.fullmatch(r"\d+", text):
+    return parse_class(int(text), names, base)
+  text = CLASS_ALIASES.get(text, text)
+  return names.index(text) if text in names else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Label:
+  sample_id: str
+  subject_id: int
+  stimulus: int
+  er_emotion: int
+  er_polarity: int
+  er_valence: float
+  er_arousal: float
+  fer_emotion: int
+  fer_polarity: int
+  fer_valence: float
+  fer_arousal: float
+  fer_intensity: float
+  fold: int = 0
+
+
+def read_labels(manual_dir: pathlib.Path, mapping: dict, problems: list, warnings: list):
+  """{ID: Label} from the label sheet (fold still 0); defects go to `problems`."""
+  path = manual_dir / layout.LABEL_FILE
+  if not path.exists():
+    problems.append(f"{path}: missing; expected the label sheet {layout.LABEL_FILE}.")
+    return {}
+  try:
+    sheet = pd.read_excel(path, sheet_name=mapping.get("label_sheet", 0))
+  except Exception as e:  # noqa: BLE001 - any unreadable workbook is one defect
+    problems.append(f"{path}: unreadable as a spreadsheet ({type(e).__name__}: {e}).")
+    return {}
+  try:
+    cols = map_label_columns(list(sheet.columns), mapping, str(path))
+  except ReleaseError as e:
+    problems.extend(e.problems)
+    return {}
+  base = int(mapping.get("class_index_base", 0))
+  labels = {}
+  for row, rec in enumerate(sheet.to_dict("records"), start=2):
+    raw_id = rec[cols["ID"]]
+    if pd.isna(raw_id):
+      problems.append(f"{path} row {row}: empty ID.")
+      continue
+    sid = str(raw_id).strip()
+    where = f"{path} row {row} (ID {sid})"
+    if sid in labels:
+      problems.append(f"{where}: duplicate ID; it is already labelled on an earlier row.")
+      continue
+    match = _ID_PATTERN.match(sid)
+    if not match:
+      problems.append(f"{where}: ID does not look like <subject>_<film|sport>_<emotion>.")
+      continue
+    values, ok = {}, True
+    for canon in layout.LABEL_COLUMNS[1:]:
+      v = rec[cols[canon]]
+      if canon.endswith("class"):
+        names = EMOTIONS if canon.endswith("7class") else POLARITIES
+        idx = None if pd.isna(v) else parse_class(v, names, base)
+        if idx is None:
+          problems.append(
+            f"{where}: {canon} {v!r} is not a known class; expected one of {list(names)} "
+            f"or an index from {base} to {base + len(names) - 1}."
+          )
+          ok = False
+        values[canon] = idx
+        continue
+      lo, hi = (0.0, 3.0) if canon == "FER_intensity" else (-1.0, 1.0)
+      try:
+        x = float(v)
+      except (TypeError, ValueError):
+        x = float("nan")
+      if not lo <= x <= hi:
+        problems.append(f"{where}: {canon} {v!r} is outside [{lo:g}, {hi:g}] or not a number.")
+        ok = False
+      values[canon] = x
+    if not ok:
+      continue
+    for view in ("ER", "FER"):
+      v = values[f"{view}_valence"]
+      sign = POLARITIES.index("positive" if v > 0 else "negative" if v < 0 else "neutral")
+      if values[f"{view}_3class"] != sign:
+        warnings.append(
+          f"{where}: {view}_3class {POLARITIES[values[f'{view}_3class']]} is not the sign of "
+          f"{view}_valence {v:g}; kept as given."
+        )
+    neutral_face = values["FER_7class"] == EMOTIONS.index("neutral")
+    if neutral_face != (values["FER_intensity"] == 0):
+      warnings.append(
+        f"{where}: FER_intensity {values['FER_intensity']:g} with FER_7class "
+        f"{EMOTIONS[values['FER_7class']]}; intensity is 0 exactly for neutral displays."
+      )
+    labels[sid] = Label(
+      sample_id=sid,
+      subject_id=int(match.group(1)),
+      stimulus=0 if match.group(2).lower() == "film" else 1,
+      er_emotion=values["ER_7class"],
+      er_polarity=values["ER_3class"],
+      er_valence=values["ER_valence"],
+      er_arousal=values["ER_arousal"],
+      fer_emotion=values["FER_7class"],
+      fer_polarity=values["FER_3class"],
+      fer_valence=values["FER_valence"],
+      fer_arousal=values["FER_arousal"],
+      fer_intensity=values["FER_intensity"],
+    )
+  return labels
+
+
+_FOLD = re.compile(r"^(?:set|fold)?\s*([1-5])$", re.IGNORECASE)
+
+
+def _fold_number(token: str):
+  m = _FOLD.match(token.strip())
+  return int(m.group(1)) if m else None
+
+
+def read_folds(manual_dir: pathlib.Path, mapping: dict, problems: list) -> dict:
+  """{ID: fold 1..5} from `emer_set.txt` (or the mapping file's 'folds')."""
+  if "folds" in mapping:
+    return {str(k): int(v) for k, v in mapping["folds"].items()}
+  path = manual_dir / layout.SET_FILE
+  if not path.exists():
+    problems.append(f"{path}: missing; expected the fold file {layout.SET_FILE}.")
+    return {}
+  folds, current = {}, None
+
+  def assign(sid, fold, lineno):
+    if sid in folds and folds[sid] != fold:
+      problems.append(
+        f"{path} line {lineno}: sample {sid} is in set{folds[sid]} and set{fold}; "
+        "expected each sample in exactly one fold."
+      )
+    folds[sid] = fold
+
+  for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    line = line.strip()
+    if not line or line.startswith("#"):
+      continue
+    head, sep, rest = line.partition(":")
+    if sep and _fold_number(head) is not None:  # set3: id, id, ...
+      for sid in re.split(r"[,\s]+", rest.strip()):
+        if sid:
+          assign(sid, _fold_number(head), lineno)
+      continue
+    if _fold_number(line) is not None:  # header line of a one-fold-per-block file
+      current = _fold_number(line)
+      continue
+    tokens = [t for t in re.split(r"[,\t ]+", line) if t]
+    if len(tokens) == 2 and _fold_number(tokens[1]) is not None:
+      assign(tokens[0], _fold_number(tokens[1]), lineno)
+    elif len(tokens) == 1 and current is not None:
+      assign(tokens[0], current, lineno)
+    else:
+      problems.append(
+        f"{path} line {lineno}: cannot parse {line!r}; expected '<ID> set<1-5>', "
+        "'set<k>: id, id, …', or a 'set<k>' line followed by its IDs."
+      )
+  return folds
+
+
+@dataclasses.dataclass(frozen=True)
+class EyeExport:
+  values: np.ndarray  # float64 (rows, 39), NaN for empty cells
+  gaze_cols: tuple[int, int]
+  timestamps_ms: np.ndarray
+  columns: tuple[str, ...]  # the 39 headers, in sheet order
+  dropped: tuple[str, ...]  # non-numeric columns left out
+
+
+def _read_table(path: pathlib.Path) -> pd.DataFrame:
+  if path.suffix == ".xlsx":
+    return pd.read_excel(path)
+  return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+
+
+def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
+  """The numeric columns of an export in sheet order; raises ReleaseError on a defect."""
+  try:
+    table = _read_table(path)
+  except Exception as e:  # noqa: BLE001 - a corrupt file of any kind is one defect
+    raise ReleaseError([f"{path}: unreadable eye export ({type(e).__name__}: {e})."]) from e
+  if len(table) == 0:
+    raise ReleaseError([f"{path}: empty eye export (no data rows)."])
+  if "eye_columns" in mapping:
+    missing = [c for c in mapping["eye_columns"] if c not in table.columns]
+    if missing:
+      raise ReleaseError(
+        [f"{path}: mapping eye_columns {missing} not found; found {list(table.columns)}."]
+      )
+    numeric = list(mapping["eye_columns"])
+  else:
+    numeric = [
+      c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) or table[c].isna().all()
+    ]
+  dropped = tuple(str(c) for c in table.columns if c not in numeric)
+  if len(numeric) != eye_export.NUM_COLUMNS:
+    raise ReleaseError(
+      [
+        f"{path}: {len(numeric)} numeric columns, expected {eye_export.NUM_COLUMNS} "
+        f"(found {[str(c) for c in numeric]}); list them as 'eye_columns' in "
+        f"{layout.MAPPING_FILE} if the export differs."
+      ]
+    )
+  gaze_names = mapping.get("gaze_columns")
+  candidates = [tuple(gaze_names)] if gaze_names else eye_export.GAZE_ALIASES
+  gaze = next((g for g in candidates if all(c in numeric for c in g)), None)
+  if gaze is None:
+    raise ReleaseError(
+      [
+        f"{path}: no gaze columns; expected one of {[list(g) for g in candidates]} "
+        f"among {[str(c) for c in numeric]}."
+      ]
+    )
+  values = table[numeric].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+  gaze_cols = (numeric.index(gaze[0]), numeric.index(gaze[1]))
+  if not np.isfinite(values[:, list(gaze_cols)]).all(axis=1).any():
+    raise ReleaseError([f"{path}: no valid row; every gaze cell is empty or NaN."])
+  ts_name = "Recording timestamp"
+  if ts_name in numeric and np.isfinite(values[:, numeric.index(ts_name)]).all():
+    ts = values[:, numeric.index(ts_name)]
+  else:
+    ts = np.arange(len(values), dtype=np.float64)  # rows weigh equally
+  return EyeExport(values, gaze_cols, ts, tuple(str(c) for c in numeric), dropped)
+
+
+def _read_video(path: pathlib.Path) -> list:
+  cap = cv2.VideoCapture(str(path))
+  frames = []
+  while cap.isOpened():
+    ok, frame = cap.read()
+    if not ok:
+      break
+    frames.append(frame)
+  cap.release()
+  if not frames:
+    raise ReleaseError([f"{path}: unreadable face video (no frame could be decoded)."])
+  return frames
+
+
+def read_faces(frame_dir: pathlib.Path | None, video: pathlib.Path | None, num: int, size=112):
+  """`num` RGB frames (num, size, size, 3) sampled uniformly from frames or the video."""
+  files = []
+  if frame_dir is not None and frame_dir.is_dir():
+    files = sorted(p for p in frame_dir.iterdir() if p.suffix.lower() in layout.FRAME_SUFFIXES)
+  if files:
+    idx = np.round(np.linspace(0, len(files) - 1, num)).astype(int)
+    frames = []
+    for i in idx:
+      img = cv2.imread(str(files[i]))
+      if img is None:
+        raise ReleaseError([f"{files[i]}: unreadable face frame."])
+      frames.append(img)
+  elif video is not None:
+    decoded = _read_video(video)
+    idx = np.round(np.linspace(0, len(decoded) - 1, num)).astype(int)
+    frames = [decoded[i] for i in idx]
+  else:
+    where = frame_dir if frame_dir is not None else "face frames"
+    raise ReleaseError([f"{where}: zero face frames and no face video for this sample."])
+  out = [
+    cv2.cvtColor(
+      cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
+      if f.shape[:2] != (size, size)
+      else f,
+      cv2.COLOR_BGR2RGB,
+    )
+    for f in frames
+  ]
+  return np.stack(out)
+
+
+def find_file(folder: pathlib.Path, sample_id: str, suffixes, problems: list):
+  """The one file `<folder>/<ID>.<suffix>`; None (with a problem noted if ambiguous)."""
+  hits = [folder / f"{sample_id}{s}" for s in suffixes if (folder / f"{sample_id}{s}").exists()]
+  if len(hits) > 1:
+    problems.append(f"{folder}: several files for {sample_id}: {[h.name for h in hits]}.")
+  return hits[0] if hits else None

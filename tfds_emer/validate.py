@@ -1,0 +1,177 @@
+"""Checks an EMER release in `manual_dir` and reports what the `real` build would read.
+
+  python -m tfds_emer.validate --manual_dir=DIR [--face_frames=32] [--shallow]
+
+Every defect is reported with the file or sample it concerns and what was expected; the
+command exits with status 1 if there is any. The `real` builder runs the same checks first.
+"""
+
+import collections
+import dataclasses
+import pathlib
+import sys
+
+import numpy as np
+from absl import app, flags
+from tqdm import tqdm
+
+from emer_jax.protocols import EMOTIONS
+from tfds_emer import release
+from tfds_emer import release_layout as layout
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleFiles:
+  label: release.Label  # with its fold
+  eye: pathlib.Path
+  frame_dir: pathlib.Path | None
+  video: pathlib.Path | None
+
+
+@dataclasses.dataclass
+class Report:
+  manual_dir: pathlib.Path
+  mapping: dict = dataclasses.field(default_factory=dict)
+  samples: dict = dataclasses.field(default_factory=dict)  # ID -> SampleFiles
+  problems: list = dataclasses.field(default_factory=list)
+  warnings: list = dataclasses.field(default_factory=list)
+  missing: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  dropped_columns: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  eye_columns: tuple = ()
+  eye_rows: list = dataclasses.field(default_factory=list)
+  invalid_share: list = dataclasses.field(default_factory=list)
+
+  @property
+  def ok(self) -> bool:
+    return not self.problems
+
+  def text(self) -> str:
+    labels = [s.label for s in self.samples.values()]
+    out = [f"EMER release at {self.manual_dir}", f"samples: {len(labels)}"]
+    out.append(f"subjects: {len({lab.subject_id for lab in labels})}")
+    if self.missing:
+      out.append("missing modalities: " + ", ".join(f"{k}: {v}" for k, v in self.missing.items()))
+    if self.dropped_columns:
+      cols = ", ".join(f"{k!r} ({v} files)" for k, v in sorted(self.dropped_columns.items()))
+      out.append(f"unmapped (non-numeric) eye columns, left out: {cols}")
+    if self.eye_rows:
+      out.append(
+        f"eye rows per sample: min {min(self.eye_rows)}, median {int(np.median(self.eye_rows))}, "
+        f"max {max(self.eye_rows)}; invalid gaze rows: {100 * np.mean(self.invalid_share):.1f}%"
+      )
+    for view in ("er", "fer"):
+      counts = collections.Counter(EMOTIONS[getattr(lab, f"{view}_emotion")] for lab in labels)
+      out.append(f"{view.upper()} 7-class: " + ", ".join(f"{e} {counts[e]}" for e in EMOTIONS))
+      for dim in ("valence", "arousal") + (("intensity",) if view == "fer" else ()):
+        vals = [getattr(lab, f"{view}_{dim}") for lab in labels]
+        if vals:
+          out.append(f"{view.upper()} {dim}: [{min(vals):g}, {max(vals):g}]")
+    folds = collections.defaultdict(list)
+    for lab in labels:
+      folds[lab.fold].append(lab.subject_id)
+    for fold in sorted(folds):
+      out.append(f"set{fold}: {len(folds[fold])} samples, {len(set(folds[fold]))} subjects")
+    subject_folds = collections.defaultdict(set)
+    for lab in labels:
+      subject_folds[lab.subject_id].add(lab.fold)
+    spread = sum(len(f) > 1 for f in subject_folds.values())
+    out.append(f"subjects in more than one fold: {spread}")
+    out += [f"WARNING {w}" for w in self.warnings]
+    out += [f"ERROR {p}" for p in self.problems]
+    out.append("OK" if self.ok else f"{len(self.problems)} defect(s): the build would stop.")
+    return "\n".join(out)
+
+
+def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=False) -> Report:
+  """Checks labels, folds and files; `deep` also reads every eye export and face clip."""
+  root = pathlib.Path(manual_dir)
+  report = Report(root)
+  if not root.is_dir():
+    report.problems.append(f"{root}: manual_dir does not exist or is not a folder.")
+    return report
+  try:
+    report.mapping = release.load_mapping(root)
+  except release.ReleaseError as e:
+    report.problems.extend(e.problems)
+    return report
+  labels = release.read_labels(root, report.mapping, report.problems, report.warnings)
+  folds = release.read_folds(root, report.mapping, report.problems)
+  set_file = root / layout.SET_FILE
+  for sid in sorted(set(folds) - set(labels)):
+    report.problems.append(
+      f"{set_file}: sample {sid} has a fold but no row in {layout.LABEL_FILE} (missing label row)."
+    )
+  eye_dir = root / layout.EYE_DIR
+  if not eye_dir.is_dir():
+    report.problems.append(f"{eye_dir}: missing; expected one eye export per sample.")
+  items = sorted(labels.items())
+  for sid, lab in tqdm(items, desc="Validating EMER release", disable=not progress):
+    if sid not in folds:
+      if folds:
+        report.problems.append(f"{set_file}: sample {sid} is labelled but in no fold.")
+      continue
+    lab = dataclasses.replace(lab, fold=folds[sid])
+    ok = True
+    eye = release.find_file(eye_dir, sid, layout.EYE_SUFFIXES, report.problems)
+    if eye is None:
+      report.missing["eye"] += 1
+      if eye_dir.is_dir():
+        report.problems.append(
+          f"{eye_dir}: no eye export for sample {sid}; expected {sid}.xlsx, .tsv or .csv."
+        )
+      ok = False
+    elif deep:
+      try:
+        export = release.read_eye(eye, report.mapping)
+        report.dropped_columns.update(export.dropped)
+        first = report.eye_columns or export.columns
+        if export.columns != first:
+          changed = [c for c in export.columns if c not in first]
+          report.problems.append(
+            f"{eye}: numeric columns differ from the other exports ({changed} not in {list(first)})."
+          )
+        report.eye_columns = first
+        report.eye_rows.append(len(export.values))
+        gaze = export.values[:, list(export.gaze_cols)]
+        report.invalid_share.append(float(np.mean(~np.isfinite(gaze).all(axis=1))))
+      except release.ReleaseError as e:
+        report.problems.extend(e.problems)
+        ok = False
+    frame_dir = root / layout.FACE_FRAMES_DIR / sid
+    frame_dir = frame_dir if frame_dir.is_dir() else None
+    video = release.find_file(root / layout.FACE_VIDEO_DIR, sid, layout.VIDEO_SUFFIXES, [])
+    if frame_dir is None:
+      report.missing["face frames"] += 1
+    if video is None:
+      report.missing["face video"] += 1
+    if deep or (frame_dir is None and video is None):
+      try:
+        release.read_faces(frame_dir, video, face_frames)
+      except release.ReleaseError as e:
+        report.problems.extend(f"sample {sid}: {p}" for p in e.problems)
+        ok = False
+    if ok:
+      report.samples[sid] = SampleFiles(lab, eye, frame_dir, video)
+  if eye_dir.is_dir():
+    for path in sorted(eye_dir.iterdir()):
+      if path.stem not in labels:
+        report.warnings.append(f"{path}: no label row for this export; ignored.")
+  if not labels and not report.problems:
+    report.problems.append(f"{root / layout.LABEL_FILE}: no labelled sample.")
+  return report
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  report = validate(f.manual_dir, f.face_frames, not f.shallow, progress=True)
+  print(report.text())
+  sys.exit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":
+  # Defined here, not at import: the builder imports this module inside other programs.
+  flags.DEFINE_string("manual_dir", None, "The unpacked EMER release.", required=True)
+  flags.DEFINE_integer("face_frames", 32, "Face frames sampled per sample.")
+  flags.DEFINE_bool("shallow", False, "Check labels, folds and file presence only.")
+  app.run(main)
