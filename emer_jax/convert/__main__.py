@@ -9,7 +9,7 @@ model config, variant 'reference', plus the head it was converted with under `he
 import json
 import os
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from emer_jax.convert.checkpoints import load_reference_checkpoint
 from emer_jax.train.checkpoint import save_model
@@ -37,6 +37,7 @@ def _head_sizes(model):
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
   convert_checkpoint(_CHECKPOINT.value, _OUTPUT.value, _TARGET.value)
   print(f"Wrote {os.path.join(_OUTPUT.value, 'model')} and config.json.")
 

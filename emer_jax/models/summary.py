@@ -49,7 +49,7 @@ def main(argv):
     targets = ["er_emotion"]
     if protocol:
       p = protocols.get_protocol(protocol)
-      targets = [*p.targets, *p.auxiliary]
+      targets = [*p.targets, *p.auxiliary, *config.get("extra_targets", ())]
   print(summarize(model_config, protocols.head_sizes(targets), _DEPTH.value))
 
 
