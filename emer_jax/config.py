@@ -87,8 +87,8 @@ def protocol_config(protocol: str, arg: str = "") -> ml_collections.ConfigDict:
     small: EMER-Sim small, a narrow EMERT with a linear head, 20 epochs at learning rate 1e-3
       (minutes per fold on a CPU); without it, the reference settings on `emer/synthetic`.
     multitask: also train the other view's heads (ER ↔ FER), e.g. er7 adds `fer_emotion`.
-    variant=NAME: the model variant (`emer_jax.models.get_config`), `reference` by default;
-      `fer_int` defaults to `intensity`, the authors' intensity model.
+    variant=NAME: a model of `emer_jax.models.VARIANTS` (EMERT or a baseline); by default
+      `reference`, and `intensity` (the authors' intensity model) for `fer_int`.
   """
   spec = get_protocol(protocol)
   options = [o.strip() for o in arg.split(",") if o.strip()]

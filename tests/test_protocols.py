@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 from emer_jax.config import protocol_config
 from emer_jax.evaluation import predictions
 from emer_jax.evaluation.metrics import reference_style_metrics
+from emer_jax.evaluation.suite import cell_config
 from emer_jax.protocols import PROTOCOLS, TARGETS
 from tests.test_train import TINY
 
@@ -155,3 +156,16 @@ def get_config():
   stamps = [os.path.getmtime(cell / "results.json") for cell in cells]
   _python(*args, env={"PYTHONPATH": REPO})
   assert [os.path.getmtime(cell / "results.json") for cell in cells] == stamps
+
+
+def test_every_suite_cell_has_a_config():
+  from configs.suite import get_config
+
+  suite = get_config()
+  for protocol in suite.protocols:
+    for model in suite.model_names:
+      config = cell_config(suite, protocol, model)
+      assert config.protocol == protocol
+  assert cell_config(suite, "er7", "face_only").model.modalities == ("face",)
+  assert cell_config(suite, "er7", "tfn").model.variant == "tfn"
+  assert cell_config(suite, "fer3", "emert_multitask").extra_targets == ("er_polarity",)

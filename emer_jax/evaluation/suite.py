@@ -32,9 +32,6 @@ from emer_jax.evaluation import tables
 from emer_jax.protocols import get_protocol
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Suite config, e.g. configs/suite.py[:small].")
-flags.DEFINE_string("workdir", None, "Output directory; the config's `workdir` if unset.")
-flags.mark_flags_as_required(["config"])
 
 
 def cell_config(suite, protocol: str, model: str):
@@ -108,5 +105,8 @@ def main(argv):
     print(json.dumps({"workdir": workdir, "wall_s": round(time.perf_counter() - start, 1)}))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags defined here only, so that importing this module defines none
+  config_flags.DEFINE_config_file("config", None, "Suite config, e.g. configs/suite.py[:small].")
+  flags.DEFINE_string("workdir", None, "Output directory; the config's `workdir` if unset.")
+  flags.mark_flags_as_required(["config"])
   app.run(main)
