@@ -8,7 +8,7 @@ def get_config():
   c.dataset = "emer/synthetic_small"
   c.protocol = "er7"
   c.folds = (1,)
-  c.num_epochs = 30
+  c.num_epochs = 20
   c.batch_size = 16
   c.learning_rate = 1e-3
   c.checkpoint_every_steps = 50

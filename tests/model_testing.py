@@ -9,11 +9,11 @@ from emer_jax import models
 def tiny_config(variant="reference", **overrides):
   c = models.get_config(variant)
   c.feature_dim = 8
-  c.face_encoder.widths = (4, 8, 8, 8)
-  c.face_encoder.blocks = (1, 1, 1, 1)
+  c.face_encoder.widths = (4, 8)
+  c.face_encoder.blocks = (1, 1)
   c.face_encoder.num_frames = 2
   c.sequence_length = 4
-  c.sequence_encoder.num_layers = 2
+  c.sequence_encoder.num_layers = 1
   c.fixation_encoder.map_size = 16
   c.fixation_encoder.widths = (4, 4)
   c.fixation_encoder.grid = 2

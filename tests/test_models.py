@@ -10,22 +10,7 @@ from emer_jax import models
 from emer_jax.models.layers import reverse_gradient
 from tests.model_testing import forward, tiny_config, tiny_inputs
 
-
-@pytest.mark.parametrize(
-  "variant,heads",
-  [
-    ("reference", {"er_emotion": 7}),
-    ("model_D", {"er_valence": 1}),
-    ("intensity", {"fer_emotion": 7, "fer_intensity": 1}),
-    ("emert", {"er_emotion": 7, "fer_emotion": 7, "er_valence": 1}),
-  ],
-)
-def test_output_shapes(variant, heads):
-  model = models.build_model(tiny_config(variant), heads=heads, rngs=nnx.Rngs(0))
-  out = forward(model, tiny_inputs(batch=3), 0.5)
-  assert {k: v.shape for k, v in out["heads"].items()} == {k: (3, c) for k, c in heads.items()}
-  assert out["invariant_logits"].shape == (3, 3, 3)
-  assert out["specific_logits"].shape == (3, 3, 3)
+EYE_ONLY = tiny_config(modalities=("eye", "gaze"))  # compiles quickly
 
 
 def test_reference_sizes_and_parameter_count():
@@ -34,14 +19,6 @@ def test_reference_sizes_and_parameter_count():
   )
   # The reference state dict's parameters minus ResNet's fc and the unused classifier.
   assert sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param))) == 12_249_850
-
-
-def test_ablations_change_outputs_and_modalities():
-  config = tiny_config(modalities=("eye", "gaze"), use_discriminator=False)
-  model = models.build_model(config, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
-  inputs = tiny_inputs()
-  del inputs["face"]
-  assert set(forward(model, inputs)) == {"heads"}
 
 
 def test_gradient_reversal_forward_identity_backward_scaled():
@@ -61,7 +38,7 @@ def test_gradient_reversal_forward_identity_backward_scaled():
 
 
 def test_grl_lambda_is_traced_not_recompiled():
-  model = models.build_model(tiny_config(), heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
+  model = models.build_model(EYE_ONLY, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
   traces = []
 
   @nnx.jit
@@ -76,7 +53,7 @@ def test_grl_lambda_is_traced_not_recompiled():
 
 
 def test_discriminator_gradient_reverses_into_invariant_projection():
-  model = models.build_model(tiny_config(), heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
+  model = models.build_model(EYE_ONLY, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
   inputs = tiny_inputs()
 
   @nnx.jit
@@ -92,7 +69,7 @@ def test_discriminator_gradient_reverses_into_invariant_projection():
 
 
 def test_bad_inputs_name_the_stream():
-  model = models.build_model(tiny_config(), heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
+  model = models.build_model(EYE_ONLY, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
   inputs = tiny_inputs()
   with pytest.raises(KeyError, match="gaze"):
     model({k: v for k, v in inputs.items() if k != "gaze"})
@@ -123,16 +100,8 @@ def test_sharding_annotations():
   assert lstm["hidden_kernel"].get_value() == jax.P(None, None)
 
 
-def test_builds_sharded_under_a_mesh():
-  mesh = jax.make_mesh((4, 2), ("data", "model"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
-  with jax.set_mesh(mesh):
-    model = models.build_model(tiny_config(), heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
-  kernel = model.encoders.encoders["face"].backbone.conv1.kernel[...]
-  assert kernel.sharding.spec == jax.P(None, None, None, "model")
-
-
 def test_train_mode_dropout_uses_rng_eval_is_deterministic():
-  model = models.build_model(tiny_config(), heads={"er_emotion": 7}, rngs=nnx.Rngs(0, dropout=1))
+  model = models.build_model(EYE_ONLY, heads={"er_emotion": 7}, rngs=nnx.Rngs(0, dropout=1))
   inputs = tiny_inputs()
   model.train()
   train_a = forward(model, inputs)["heads"]["er_emotion"]
@@ -141,3 +110,11 @@ def test_train_mode_dropout_uses_rng_eval_is_deterministic():
   model.eval()
   eval_a = forward(model, inputs)["heads"]["er_emotion"]
   np.testing.assert_array_equal(forward(model, inputs)["heads"]["er_emotion"], eval_a)
+
+
+def test_summary_counts_parameters_per_module():
+  from emer_jax.models.summary import summarize
+
+  text = summarize(models.get_config("reference"), {"er_emotion": 7})
+  assert "encoders/face" in text and "heads/er_emotion" in text
+  assert text.splitlines()[-1].split() == ["total", "12,249,850"]

@@ -10,16 +10,19 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from emer_jax.models.config import EMERT_VARIANTS, get_config
+from emer_jax.models.baselines import BASELINES
+from emer_jax.models.config import EMERT_VARIANTS, VARIANTS, get_config
 from emer_jax.models.emert import EMERT
 
-__all__ = ["build_model", "get_config", "EMERT"]
+__all__ = ["VARIANTS", "build_model", "get_config", "EMERT"]
 
 
 def _construct(config, heads, rngs, dtype):
   if config.variant in EMERT_VARIANTS:
     return EMERT(config, heads=heads, dtype=dtype, rngs=rngs)
-  raise ValueError(f"Unknown model variant {config.variant!r}; expected one of {EMERT_VARIANTS}.")
+  if config.variant in BASELINES:
+    return BASELINES[config.variant](config, heads=heads, dtype=dtype, rngs=rngs)
+  raise ValueError(f"Unknown model variant {config.variant!r}; expected one of {VARIANTS}.")
 
 
 def build_model(config, *, heads: dict[str, int], rngs: nnx.Rngs, dtype=jnp.float32) -> nnx.Module:
@@ -33,8 +36,9 @@ def build_model(config, *, heads: dict[str, int], rngs: nnx.Rngs, dtype=jnp.floa
       model = _construct(config, dict(heads), rngs, dtype)
   else:
     model = _construct(config, dict(heads), rngs, dtype)
-  if config.face_encoder.pretrained and "face" in model.encoders.modalities:
-    from emer_jax.convert import load_resnet_weights
+  encoders = getattr(model, "encoders", None)
+  if config.face_encoder.pretrained and encoders is not None and "face" in encoders.modalities:
+    from emer_jax.convert import load_resnet_weights  # convert builds models: import late
 
     load_resnet_weights(model.encoders.encoders["face"].backbone, config.face_encoder.pretrained)
   model.eval()

@@ -3,6 +3,8 @@
 import ml_collections
 
 EMERT_VARIANTS = ("reference", "model_D", "intensity", "emert")
+BASELINE_VARIANTS = ("face_lstm", "face_transformer", "eye_lstm", "late_fusion", "tfn", "mult")
+VARIANTS = EMERT_VARIANTS + BASELINE_VARIANTS
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -45,6 +47,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.head_hidden = (32, 16, 8)
   c.head_negative_slope = 0.01
+
+  c.baseline = ml_collections.ConfigDict()
+  c.baseline.lstm_layers = 1  # face_lstm's temporal LSTM
+  c.baseline.tfn_dim = 16  # per-modality width before TFN's outer product
   return c
 
 
@@ -63,6 +69,14 @@ def get_config(variant: str = "reference") -> ml_collections.ConfigDict:
     c.head_hidden = ()
   elif variant == "emert":
     c.modalities = ("face", "eye", "fixation_map")
+  elif variant in ("face_lstm", "face_transformer"):
+    c.modalities = ("face",)
+    c.use_discriminator = False
+  elif variant == "eye_lstm":
+    c.modalities = ("eye", "gaze")
+    c.use_discriminator = False
+  elif variant in ("late_fusion", "tfn", "mult"):
+    c.use_discriminator = False
   else:
-    raise ValueError(f"Unknown model variant {variant!r}; expected one of {EMERT_VARIANTS}.")
+    raise ValueError(f"Unknown model variant {variant!r}; expected one of {VARIANTS}.")
   return c
