@@ -144,7 +144,8 @@ def _free_port():
 
 @pytest.mark.slow
 def test_two_processes_train_together(small_data_dir, tmp_path):
-  env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  flags = os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=2")
+  env = os.environ | {"XLA_FLAGS": flags}  # two processes of two devices: a 4-device mesh
   address = f"localhost:{_free_port()}"
   procs = [
     subprocess.Popen(
