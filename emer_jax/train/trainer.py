@@ -29,7 +29,7 @@ from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.data.splits import make_split
 from emer_jax.evaluation import metrics as metrics_lib
-from emer_jax.evaluation import predictions
+from emer_jax.evaluation import predictions, report
 from emer_jax.protocols import TARGETS, get_protocol, head_sizes
 from emer_jax.train import checkpoint, optim, steps
 from emer_jax.train.writers import MetricWriter
@@ -101,6 +101,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     "runs": runs,
     **metrics_lib.summarize([run["metrics"] for run in runs]),
   }
+  results = report.write_run_reports(workdir, results)
   _write_json(os.path.join(workdir, "results.json"), results)
   return results
 

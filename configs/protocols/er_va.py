@@ -1,0 +1,12 @@
+"""ER valence and arousal regression: MAE, MSE, RMSE, PCC, CCC per dimension.
+
+  python -m emer_jax.main --config=configs/protocols/er_va.py[:small,multitask,variant=NAME] --workdir=W
+
+Options: see `emer_jax.config.protocol_config`.
+"""
+
+from emer_jax.config import protocol_config
+
+
+def get_config(arg=""):
+  return protocol_config("er_va", arg)

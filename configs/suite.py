@@ -1,0 +1,61 @@
+"""The comparison suite: protocols × models, one table. `python -m emer_jax.evaluation.suite
+--config=configs/suite.py[:small|:check]`.
+
+  (no arg)  all seven protocols × every model below (EMERT, ablations, baselines), reference settings, five folds (a GPU job).
+  small     ER-7 and FER-7 × EMERT, face-only and eye-only on EMER-Sim small, fold 1,
+            `protocol_config(..., 'small')` for 15 epochs: within 15 minutes on a 2-core CPU.
+  check     the EMER-Sim check of DATASET.md: the same cells on EMER-Sim (1,303 samples), fold 1.
+"""
+
+import ml_collections
+
+from emer_jax.models.config import BASELINE_VARIANTS
+from emer_jax.protocols import PROTOCOLS
+
+
+def _models() -> ml_collections.ConfigDict:
+  """Every model the suite knows: EMERT variants, ablations (modalities, discriminator) and the
+  baselines of `emer_jax.models.baselines`."""
+  no_discriminator = {"model": {"use_discriminator": False}}
+  return ml_collections.ConfigDict(
+    {
+      **{name: {"arg": f"variant={name}"} for name in BASELINE_VARIANTS},
+      "emert": {},
+      "emert_multitask": {"arg": "multitask"},
+      "emert_fixation": {"arg": "variant=emert"},
+      "no_discriminator": {"overrides": no_discriminator},
+      "face_only": {"overrides": {"model": {"modalities": ("face",), "use_discriminator": False}}},
+      "eye_only": {"overrides": {"model": {"modalities": ("eye", "gaze")}}},
+    }
+  )
+
+
+def get_config(arg=""):
+  c = ml_collections.ConfigDict()
+  c.workdir = "runs/suite"
+  c.protocols = tuple(PROTOCOLS)
+  c.protocol_arg = ""
+  c.models = _models()
+  c.model_names = (
+    "emert",
+    "emert_multitask",
+    "emert_fixation",
+    "no_discriminator",
+    "face_only",
+    "eye_only",
+    *BASELINE_VARIANTS,
+  )
+  c.overrides = ml_collections.ConfigDict()
+  c.metrics = {"classification": ("war", "uar", "f1_weighted"), "regression": ("mae", "ccc")}
+  if arg in ("small", "check"):
+    c.workdir = f"runs/suite_{arg}"
+    c.protocols = ("er7", "fer7")
+    c.model_names = ("emert", "face_only", "eye_only")
+    c.protocol_arg = "small"
+    c.overrides = {"folds": (1,), "num_epochs": 15}
+    if arg == "check":
+      c.overrides.dataset = "emer/synthetic"
+      c.overrides.num_epochs = 4
+  elif arg:
+    raise ValueError(f"Unknown suite {arg!r}; expected '', 'small' or 'check'.")
+  return c

@@ -1,0 +1,176 @@
+"""A finished run directory's reports: tables, reference-style metrics and plots.
+
+`write_run_reports(workdir, results)` reads the predictions CSVs and `metrics.jsonl` that the
+trainer wrote and adds, in the workdir:
+  results.csv, results.md       per fold and seed, then mean and std (`tables.write_results`)
+  per_class_recall.csv          per run and classification target, one column per class
+  plots/confusion_<target>_fold{k}_seed{s}.png      counts and row-normalised
+  plots/confusion_<target>_all.png                  summed over every run
+  plots/recall_<target>_fold{k}_seed{s}.png         per-class recall
+  plots/scatter_<target>_fold{k}_seed{s}.png        regression truth against prediction
+  plots/learning_curves_fold{k}_seed{s}.png         from metrics.jsonl
+and returns the results with `reference_style`: the authors' per-batch aggregation, recomputed
+from the predictions in evaluation order. Those numbers depend on batch size and sample order;
+they are kept apart from the pooled metrics and only serve comparison with the authors' tables.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emer_jax.evaluation import metrics as metrics_lib
+from emer_jax.evaluation import plots, predictions, tables
+from emer_jax.protocols import TARGETS
+
+REFERENCE_BATCH_SIZE = 16
+_REFERENCE_NOTE = (
+  "Reference-style metrics: the unweighted mean over consecutive test batches of {n} (in "
+  "evaluation order) of per-batch scores, as in the authors' evaluation code, then mean and "
+  "std over runs. Not pooled; not comparable with the pooled metrics."
+)
+
+
+def reference_style(workdir, results, batch_size: int = REFERENCE_BATCH_SIZE) -> dict:
+  """The `ref_` metrics of every run, from its predictions CSV, with their mean and std."""
+  runs = []
+  for run in results["runs"]:
+    frame = predictions.read_predictions(predictions.predictions_path(workdir, *_key(run)))
+    computed = predictions.metrics_from_predictions(frame, reference_batch_size=batch_size)
+    scores = {
+      target: {k: v for k, v in values.items() if k.startswith(metrics_lib.REFERENCE_PREFIX)}
+      for target, values in computed.items()
+    }
+    runs.append({"fold": run["fold"], "seed": run["seed"], "metrics": scores})
+  return {
+    "note": _REFERENCE_NOTE.format(n=batch_size),
+    "batch_size": batch_size,
+    "runs": runs,
+    **metrics_lib.summarize([run["metrics"] for run in runs]),
+  }
+
+
+def _key(run) -> tuple[int, int]:
+  return run["fold"], run["seed"]
+
+
+def _merged(pooled, reference):
+  """One results dict whose metrics hold both the pooled and the `ref_` values."""
+  runs = []
+  for run, ref in zip(pooled["runs"], reference["runs"], strict=True):
+    merged = {t: {**m, **ref["metrics"].get(t, {})} for t, m in run["metrics"].items()}
+    runs.append({**run, "metrics": merged})
+  return {
+    "runs": runs,
+    "mean": pooled["mean"] | reference["mean"],
+    "std": pooled["std"] | reference["std"],
+  }
+
+
+def write_tables(workdir, results) -> None:
+  """results.csv (pooled and `ref_` columns) and results.md (a table for each)."""
+  reference = results["reference_style"]
+  tables.write_results(_merged(results, reference), workdir)
+  text = [
+    f"# {results['protocol']}: test metrics per fold and seed",
+    "",
+    "Pooled over each test fold; selection on validation only.",
+    "",
+    tables.results_markdown(results),
+    f"## Reference-style (per batch of {reference['batch_size']})",
+    "",
+    reference["note"],
+    "",
+    tables.results_markdown(reference),
+  ]
+  (Path(workdir) / "results.md").write_text("\n".join(text))
+
+
+def write_per_class_recall(workdir, results) -> Path:
+  rows = []
+  for run in results["runs"]:
+    for target, values in run["metrics"].items():
+      if TARGETS[target].kind == "classification":
+        recall = dict(zip(TARGETS[target].class_names, values["per_class_recall"], strict=True))
+        rows.append({"fold": run["fold"], "seed": run["seed"], "target": target, **recall})
+  path = Path(workdir) / "per_class_recall.csv"
+  pd.DataFrame(rows).to_csv(path, index=False)
+  return path
+
+
+def _run_curves(metrics_jsonl, fold, seed, out_path):
+  """Learning curves of one run: its lines of metrics.jsonl, without the fold and seed tags."""
+  with open(metrics_jsonl) as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  mine = [
+    {k: v for k, v in r.items() if k not in ("fold", "seed")}
+    for r in records
+    if r.get("fold") == fold and r.get("seed") == seed
+  ]
+  if not mine:
+    return
+  with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as tmp:
+    tmp.writelines(json.dumps(r) + "\n" for r in mine)
+    tmp.flush()
+    plots.plot_learning_curves(tmp.name, out_path)
+
+
+def write_plots(workdir, results) -> None:
+  out = Path(workdir) / "plots"
+  summed = {}
+  metrics_jsonl = Path(workdir) / "metrics.jsonl"
+  for run in results["runs"]:
+    fold, seed = _key(run)
+    tag = f"fold{fold}_seed{seed}"
+    title = f"{results['protocol']} fold {fold} seed {seed}"
+    frame = None
+    for target, values in run["metrics"].items():
+      spec = TARGETS[target]
+      if spec.kind == "classification":
+        names = spec.class_names
+        plots.plot_confusion(
+          values["confusion"], names, out / f"confusion_{target}_{tag}.png", f"{target}, {title}"
+        )
+        plots.plot_per_class_recall(
+          values["per_class_recall"],
+          names,
+          out / f"recall_{target}_{tag}.png",
+          f"{target}, {title}",
+        )
+        summed[target] = summed.get(target, 0) + np.asarray(values["confusion"])
+      else:
+        if frame is None:
+          frame = predictions.read_predictions(predictions.predictions_path(workdir, fold, seed))
+        plots.plot_regression_scatter(
+          frame[target],
+          frame[predictions.PRED_PREFIX + target],
+          out / f"scatter_{target}_{tag}.png",
+          f"{target}, {title}",
+        )
+    if metrics_jsonl.exists():
+      _run_curves(metrics_jsonl, fold, seed, out / f"learning_curves_{tag}.png")
+  for target, confusion in summed.items():
+    title = f"{target}, {results['protocol']}, all {len(results['runs'])} runs"
+    plots.plot_confusion(
+      confusion, TARGETS[target].class_names, out / f"confusion_{target}_all.png", title
+    )
+
+
+def write_run_reports(workdir, results, batch_size: int = REFERENCE_BATCH_SIZE) -> dict:
+  """Writes every report of a finished run directory; returns results plus `reference_style`.
+
+  Process 0 only (it holds the predictions files): other processes get `results` back as is.
+  """
+  import jax
+
+  if jax.process_index():
+    return results
+  workdir = os.fspath(workdir)
+  results = {**results, "reference_style": reference_style(workdir, results, batch_size)}
+  write_tables(workdir, results)
+  write_per_class_recall(workdir, results)
+  write_plots(workdir, results)
+  return results

@@ -1,0 +1,112 @@
+"""Runs protocols × models and writes one comparison table (Markdown, CSV, LaTeX).
+
+  python -m emer_jax.evaluation.suite --config=configs/suite.py[:small] [--workdir=W]
+
+Each cell (protocol, model) trains in its own workdir `W/<protocol>/<model>` with
+`emer_jax.train.trainer.train_and_evaluate`, so it writes every per-run report. A cell whose
+`results.json` exists is read, not rerun, and an interrupted cell resumes from its checkpoints:
+rerunning the command finishes what is missing. The table `W/comparison.{md,csv,tex}` holds the
+mean ± std over folds and seeds of the config's metrics, the best per column in bold.
+
+A suite config (see configs/suite.py) has:
+  workdir: default output directory.
+  protocols: protocol names (emer_jax.protocols.PROTOCOLS).
+  protocol_arg: options for every cell's `emer_jax.config.protocol_config`, e.g. 'small'.
+  models: name -> {arg: more protocol_config options, e.g. 'multitask' or 'variant=emert';
+    overrides: a nested dict applied to the cell's config, e.g. {model: {modalities: (...)}}}.
+  model_names: the models of `models` to run, in table order.
+  overrides: applied to every cell's config after the model's, e.g. {folds: (1,)}.
+  metrics: {'classification': (...), 'regression': (...)} metric names tabulated per target.
+"""
+
+import json
+import os
+import time
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from emer_jax.config import protocol_config
+from emer_jax.evaluation import tables
+from emer_jax.protocols import get_protocol
+
+FLAGS = flags.FLAGS
+
+
+def cell_config(suite, protocol: str, model: str):
+  """The training config of one cell: the protocol's config, then the model's and the suite's
+  overrides."""
+  spec = suite.models[model]
+  arg = ",".join(a for a in (suite.protocol_arg, spec.get("arg", "")) if a)
+  config = protocol_config(protocol, arg)
+  config.update(spec.get("overrides", {}))
+  config.update(suite.get("overrides", {}))
+  return config
+
+
+def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
+  """The cell's results: read when finished, else trained (resuming what was started)."""
+  from emer_jax.train.trainer import train_and_evaluate
+
+  path = os.path.join(workdir, "results.json")
+  if os.path.exists(path):
+    logging.info("Cell %s/%s is finished; reading %s.", protocol, model, path)
+    with open(path) as f:
+      return json.load(f)
+  start = time.perf_counter()
+  results = train_and_evaluate(cell_config(suite, protocol, model), workdir)
+  logging.info("Cell %s/%s took %.0f s.", protocol, model, time.perf_counter() - start)
+  return results
+
+
+def records(suite, protocol: str, model: str, results: dict) -> list[dict]:
+  """Comparison records (model, protocol, metric, mean, std) of one cell."""
+  out = []
+  for target in get_protocol(protocol).targets:
+    kind = get_protocol(protocol).kind
+    for metric in suite.metrics[kind]:
+      name = f"{target}/{metric}"
+      std = results["std"].get(name)
+      out.append(
+        {
+          "model": model,
+          "protocol": protocol,
+          "metric": name,
+          "mean": results["mean"][name],
+          "std": float("nan") if std is None else std,  # None: a single run (JSON null)
+        }
+      )
+  return out
+
+
+def run_suite(suite, workdir: str) -> dict:
+  """Runs every cell (protocols outer, models inner) and writes the comparison table."""
+  all_records = []
+  for protocol in suite.protocols:
+    for model in suite.model_names:
+      results = run_cell(suite, protocol, model, os.path.join(workdir, protocol, model))
+      all_records += records(suite, protocol, model, results)
+  if jax.process_index():
+    return {}
+  return tables.write_comparison(all_records, workdir)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  workdir = FLAGS.workdir or FLAGS.config.workdir
+  if not jax.config.jax_compilation_cache_dir:  # folds of a cell share their compiled steps
+    jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "jax_cache"))
+  start = time.perf_counter()
+  paths = run_suite(FLAGS.config, workdir)
+  if paths:
+    print(paths["md"].read_text())
+    print(json.dumps({"workdir": workdir, "wall_s": round(time.perf_counter() - start, 1)}))
+
+
+if __name__ == "__main__":  # flags defined here only, so that importing this module defines none
+  config_flags.DEFINE_config_file("config", None, "Suite config, e.g. configs/suite.py[:small].")
+  flags.DEFINE_string("workdir", None, "Output directory; the config's `workdir` if unset.")
+  flags.mark_flags_as_required(["config"])
+  app.run(main)
