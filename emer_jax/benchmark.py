@@ -18,11 +18,10 @@ from absl import app, flags
 from flax import nnx
 from ml_collections import config_flags
 
-from emer_jax import models
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.protocols import TARGETS
-from emer_jax.train import optim, steps, trainer
+from emer_jax.train import steps, trainer
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "configs/benchmark.py", "Benchmark config file.")
@@ -79,15 +78,12 @@ def run(config) -> dict:
   targets = trainer.run_targets(config)
   dtype = jnp.dtype(config.dtype)
   bench = config.benchmark
+  heads = {t: TARGETS[t].num_outputs for t in targets}
+  graphdef, _, state = trainer.init_state(config, heads, seed=0, total_steps=1000, mesh=mesh)
+  num_params = sum(
+    x.size for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)[0], nnx.Param))
+  )
   with jax.set_mesh(mesh):
-    model = models.build_model(
-      config.model,
-      heads={t: TARGETS[t].num_outputs for t in targets},
-      rngs=nnx.Rngs(0),
-      dtype=dtype,
-    )
-    optimizer = nnx.Optimizer(model, optim.make_optimizer(config, 1000), wrt=nnx.Param)
-    graphdef, state = nnx.split((model, optimizer))
     train_step = steps.make_train_step(
       graphdef, dtype=dtype, alpha=config.loss.alpha, beta=config.loss.beta, head_weights={}
     )
@@ -119,7 +115,9 @@ def run(config) -> dict:
     "input_samples_per_s": _input_throughput(config, targets),
     "device_kind": jax.devices()[0].device_kind,
     "device_count": jax.device_count(),
-    "num_params": sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))),
+    "process_count": jax.process_count(),
+    "mesh": dict(mesh.shape),
+    "num_params": num_params,
     "config": json.loads(config.to_json_best_effort()),
   }
 

@@ -32,6 +32,7 @@ def base_config(variant: str = "reference") -> ml_collections.ConfigDict:
   c.input.num_frames = c.model.face_encoder.get_ref("num_frames")
   c.input.num_eye_rows = c.model.get_ref("sequence_length")
   c.input.flip = True
+  c.input.channel_order = "rgb"  # 'bgr' for the authors' checkpoints (they read frames with OpenCV)
   c.input.num_threads = 4
   c.input.prefetch = 4
   c.input.workers = 0  # grain worker processes (0: threads only)

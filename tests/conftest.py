@@ -3,8 +3,11 @@
 import os
 import tempfile
 
+# Cheap XLA CPU compilation: the suite compiles many small programs and runs each briefly.
 os.environ["XLA_FLAGS"] = (
-  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  os.environ.get("XLA_FLAGS", "")
+  + " --xla_force_host_platform_device_count=8"
+  + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Compiling EMERT on a CPU takes tens of seconds; the end-to-end tests start `emer_jax.main`

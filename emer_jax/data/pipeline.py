@@ -47,6 +47,7 @@ class ClipSampler:
   eye_stats: tuple[np.ndarray, np.ndarray]
   gaze_stats: tuple[np.ndarray, np.ndarray]
   flip: bool = False
+  bgr: bool = False
 
   def __call__(self, item, rng: np.random.Generator | None = None) -> dict:
     index, example = item
@@ -54,6 +55,8 @@ class ClipSampler:
     face = face[segment_indices(len(face), self.num_frames, rng)]
     if rng is not None and self.flip and rng.random() < 0.5:
       face = face[:, :, ::-1]
+    if self.bgr:
+      face = face[..., ::-1]
     rows = segment_indices(len(example["eye"]), self.num_eye_rows, rng)
     out = {
       "face": np.ascontiguousarray(face, dtype=np.uint8),
@@ -90,7 +93,15 @@ def _sampler(data: EmerSource, config, targets, *, train: bool) -> ClipSampler:
     eye_stats=_stats(data.metadata, "eye", 39),
     gaze_stats=_stats(data.metadata, "gaze", 2),
     flip=train and config.input.flip,
+    bgr=_channel_order(config) == "bgr",
   )
+
+
+def _channel_order(config) -> str:
+  order = config.input.get("channel_order", "rgb")
+  if order not in ("rgb", "bgr"):
+    raise ValueError(f"input.channel_order is {order!r}; expected 'rgb' or 'bgr'.")
+  return order
 
 
 def _read_options(config):

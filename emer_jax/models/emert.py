@@ -6,7 +6,7 @@ from flax import nnx
 
 from emer_jax.models.encoders import ModalityEncoders
 from emer_jax.models.heads import TaskHeads
-from emer_jax.models.layers import LeakyMlp, linear, reverse_gradient
+from emer_jax.models.layers import LeakyMlp, linear, reverse_gradient, shard_batch
 from emer_jax.models.transformer import CrossTransformer
 
 
@@ -69,7 +69,8 @@ class EMERT(nnx.Module):
         reversed_mean = reverse_gradient(invariant[-1].mean(axis=1), grl_lambda)
         invariant_logits.append(self.discriminator(reversed_mean))
         specific_logits.append(self.discriminator(specific[-1].mean(axis=1)))
-    fused = self.transformer(jnp.concatenate(invariant, 1), jnp.concatenate(specific, 1))
+    invariant, specific = (shard_batch(jnp.concatenate(x, 1)) for x in (invariant, specific))
+    fused = self.transformer(invariant, specific)
     outputs = {"heads": self.heads(fused.mean(axis=1))}
     if self.discriminator is not None:
       outputs["invariant_logits"] = jnp.stack(invariant_logits)

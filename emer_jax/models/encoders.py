@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from emer_jax.models.layers import conv, linear
+from emer_jax.models.layers import conv, linear, shard_batch
 from emer_jax.models.lstm import LSTM
 from emer_jax.models.resnet import ResNet
 
@@ -25,7 +25,8 @@ class FaceEncoder(nnx.Module):
   def frame_features(self, face):
     """(B, T, H, W, 3) → backbone features (B, T, C), before the projection."""
     b, t = face.shape[:2]
-    return self.backbone(face.reshape(b * t, *face.shape[2:])).reshape(b, t, -1)
+    frames = shard_batch(face.reshape(b * t, *face.shape[2:]))
+    return self.backbone(frames).reshape(b, t, -1)
 
   def __call__(self, face):
     return self.projection(self.frame_features(face))

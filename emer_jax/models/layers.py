@@ -5,11 +5,23 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 # PyTorch's default Linear/LSTM weight init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_linear_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 # torchvision ResNet convs: kaiming normal, fan_out, ReLU gain.
 torch_conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def shard_batch(x):
+  """Keeps the leading (batch) axis of an activation on mesh axis 'data', where there is one.
+
+  Without it, GSPMD may follow a 'model'-sharded weight and re-layout large activations.
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  if "data" not in mesh.axis_names or x.shape[0] % mesh.shape["data"]:
+    return x
+  return jax.lax.with_sharding_constraint(x, P("data"))
 
 
 def linear(in_features, out_features, *, shard_out=False, use_bias=True, dtype, rngs):

@@ -22,6 +22,9 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
 
   A step whose loss or gradients are not finite leaves the state unchanged and reports
   `finite/loss` or `finite/grads` = False, so the caller can stop with the last good state.
+  Under a mesh, the new state keeps the layout its partitioning annotations give (the layout
+  `trainer.init_state` creates): left to GSPMD, some variables would come back sharded
+  differently and the next call would compile again.
   """
 
   def step(state, batch, grl_lambda):
@@ -40,7 +43,10 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
     metrics["finite/grads"] = jnp.isfinite(grad_norm)
     finite = metrics["finite/loss"] & metrics["finite/grads"]
     new_state = nnx.state((model, optimizer))
-    return jax.lax.cond(finite, lambda: new_state, lambda: state), metrics
+    new_state = jax.lax.cond(finite, lambda: new_state, lambda: state)
+    if not jax.sharding.get_abstract_mesh().empty:
+      new_state = jax.lax.with_sharding_constraint(new_state, nnx.get_partition_spec(new_state))
+    return new_state, metrics
 
   return jax.jit(step, donate_argnums=0)
 

@@ -130,7 +130,12 @@ def _evaluate(eval_step, state, data, indices, config, targets, mesh):
   return outputs, metrics_lib.target_metrics(labels, outputs)
 
 
-def _init_fn(config, heads, seed, total_steps):
+def init_state(config, heads: dict, seed: int, total_steps: int, mesh):
+  """(graphdef, abstract state, state) of model and optimiser, created sharded on `mesh`.
+
+  Parameters land where their `nnx.with_partitioning` annotations put them; the abstract state
+  carries those shardings, so checkpoints restore onto the same layout.
+  """
   dtype = jnp.dtype(config.dtype)
 
   def init():
@@ -140,11 +145,17 @@ def _init_fn(config, heads, seed, total_steps):
     optimizer = nnx.Optimizer(model, optim.make_optimizer(config, total_steps), wrt=nnx.Param)
     return model, optimizer
 
-  return init
+  with jax.set_mesh(mesh):
+    graphdef, abstract = nnx.get_abstract_model(init, mesh)
+    state = jax.jit(
+      lambda: nnx.state(init()), out_shardings=nnx.get_named_sharding(abstract, mesh)
+    )()
+  return graphdef, abstract, state
 
 
 def _restore_latest(manager, abstract_state, train_iter):
-  """Restores the newest readable checkpoint; skips corrupt ones with a warning."""
+  """Restores the newest readable checkpoint; warns about and deletes unreadable newer ones."""
+  unreadable = []
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       restored = manager.restore(
@@ -155,7 +166,7 @@ def _restore_latest(manager, abstract_state, train_iter):
           meta=ocp.args.JsonRestore(),
         ),
       )
-      return step, restored.state, restored.meta
+      break
     except Exception as e:  # noqa: BLE001  (any unreadable checkpoint)
       logging.warning(
         "Checkpoint %d in %s is unreadable (%s: %s); trying an earlier one.",
@@ -164,7 +175,14 @@ def _restore_latest(manager, abstract_state, train_iter):
         type(e).__name__,
         e,
       )
-  return 0, None, None
+      unreadable.append(step)
+  else:
+    step, restored = 0, None
+  for bad in unreadable:  # training will write these steps again
+    manager.delete(bad)
+  if restored is None:
+    return 0, None, None
+  return step, restored.state, restored.meta
 
 
 def _check_finite(pending):
@@ -201,12 +219,8 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
   eval_every = config.eval_every_steps or steps_per_epoch
   dtype = jnp.dtype(config.dtype)
 
+  graphdef, abstract, state = init_state(config, head_sizes(targets), seed, total_steps, mesh)
   with jax.set_mesh(mesh):
-    init = _init_fn(config, head_sizes(targets), seed, total_steps)
-    graphdef, abstract = nnx.get_abstract_model(init, mesh)
-    state = jax.jit(
-      lambda: nnx.state(init()), out_shardings=nnx.get_named_sharding(abstract, mesh)
-    )()
     if config.init_checkpoint:
       model, optimizer = nnx.merge(graphdef, state)
       checkpoint.restore_model(config.init_checkpoint, model)
@@ -222,78 +236,80 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
     best = ocp.CheckpointManager(
       os.path.join(run_dir, "best"), options=ocp.CheckpointManagerOptions(max_to_keep=1, **options)
     )
-    start, restored, meta = (0, None, None)
-    if total_steps:
-      start, restored, meta = _restore_latest(latest, abstract, train_iter)
-    if restored is not None:
-      state = restored
-      logging.info("Resuming %s from step %d.", name, start)
-    else:
-      train_iter = iter(pipeline.train_dataset(data, split.train, config, targets, seed=seed))
-    meta = meta or {"best_score": None, "best_step": None}
-    for step in best.all_steps():
-      if step > start:  # chosen after the checkpoint we resume from: it will be chosen again
-        best.delete(step)
+    with latest, best:  # closing waits for asynchronous saves, also when training fails
+      start, restored, meta = (0, None, None)
+      if total_steps:
+        start, restored, meta = _restore_latest(latest, abstract, train_iter)
+      if restored is not None:
+        state = restored
+        logging.info("Resuming %s from step %d.", name, start)
+      else:
+        train_iter = iter(pipeline.train_dataset(data, split.train, config, targets, seed=seed))
+      meta = meta or {"best_score": None, "best_step": None}
+      for step in best.all_steps():
+        if step > start:  # chosen after the checkpoint we resume from: it will be chosen again
+          best.delete(step)
 
-    train_step = steps.make_train_step(
-      graphdef,
-      dtype=dtype,
-      alpha=config.loss.alpha,
-      beta=config.loss.beta,
-      head_weights=dict(config.loss.head_weights),
-    )
-    eval_step = steps.make_eval_step(graphdef, dtype=dtype)
-    schedule = optim.learning_rate_schedule(config, total_steps)
-    writer = MetricWriter(workdir, name, {"fold": fold, "seed": seed}, resume_step=start)
-    progress = _progress(start, total_steps, name)
-    pending, tick, tick_step = [], time.perf_counter(), start
-    for step in range(start + 1, total_steps + 1):
-      batch = pipeline.to_global(next(train_iter), mesh)
-      lam = optim.grl_lambda(config.grl, step - 1, total_steps)
-      state, metrics = train_step(state, batch, lam)
-      pending.append((step, metrics["finite/loss"], metrics["finite/grads"]))
-      progress.update(1)
-      if step % config.log_every_steps == 0 or step == total_steps:
-        _check_finite(jax.device_get(pending))
-        pending = []
-        now = time.perf_counter()
-        rate = (step - tick_step) / max(now - tick, 1e-9)
-        tick, tick_step = now, step
-        logged = {f"train/{k}": v for k, v in jax.device_get(metrics).items() if "finite" not in k}
-        logged |= {
-          "train/learning_rate": schedule(step - 1),
-          "train/grl_lambda": lam,
-          "perf/steps_per_s": rate,
-          "perf/samples_per_s": rate * config.batch_size,
-        }
-        writer.write(step, logged)
-        progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
-      if len(split.val) and (step % eval_every == 0 or step == total_steps):
-        _, val = _evaluate(eval_step, state, data, split.val, config, targets, mesh)
-        score = _selection_score(config, val)
-        writer.write(step, metrics_lib.flatten_scalars(val, "val/"))
-        if meta["best_score"] is None or score > meta["best_score"]:
-          meta = {"best_score": score, "best_step": step}
-          best.save(step, args=ocp.args.StandardSave(state[0]))
-      if step % config.checkpoint_every_steps == 0 or step == total_steps:
-        _check_finite(jax.device_get(pending))
-        pending = []
-        latest.save(
-          step,
-          args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(train_iter),
-            meta=ocp.args.JsonSave(meta),
-          ),
-        )
-    progress.close()
-    latest.wait_until_finished()
-    best.wait_until_finished()
-    if meta["best_step"] is not None:
-      chosen = best.restore(meta["best_step"], args=ocp.args.StandardRestore(abstract[0]))
-      state = nnx.State({0: chosen, 1: state[1]})
-    outputs, test = _evaluate(eval_step, state, data, split.test, config, targets, mesh)
-    writer.close()
+      train_step = steps.make_train_step(
+        graphdef,
+        dtype=dtype,
+        alpha=config.loss.alpha,
+        beta=config.loss.beta,
+        head_weights=dict(config.loss.head_weights),
+      )
+      eval_step = steps.make_eval_step(graphdef, dtype=dtype)
+      schedule = optim.learning_rate_schedule(config, total_steps)
+      writer = MetricWriter(workdir, name, {"fold": fold, "seed": seed}, resume_step=start)
+      progress = _progress(start, total_steps, name)
+      pending = []
+      for step in range(start + 1, total_steps + 1):
+        batch = pipeline.to_global(next(train_iter), mesh)
+        lam = optim.grl_lambda(config.grl, step - 1, total_steps)
+        state, metrics = train_step(state, batch, lam)
+        pending.append((step, metrics["finite/loss"], metrics["finite/grads"]))
+        progress.update(1)
+        if step == start + 1:  # throughput is timed from the end of the compiling first step
+          jax.block_until_ready(metrics)
+          tick, tick_step = time.perf_counter(), step
+        if step % config.log_every_steps == 0 or step == total_steps:
+          _check_finite(jax.device_get(pending))
+          pending = []
+          logged = {
+            f"train/{k}": v for k, v in jax.device_get(metrics).items() if "finite" not in k
+          }
+          logged |= {"train/learning_rate": schedule(step - 1), "train/grl_lambda": lam}
+          if step > tick_step:
+            now = time.perf_counter()
+            rate = (step - tick_step) / (now - tick)
+            logged |= {"perf/steps_per_s": rate, "perf/samples_per_s": rate * config.batch_size}
+            tick, tick_step = now, step
+          writer.write(step, logged)
+          progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
+        if len(split.val) and (step % eval_every == 0 or step == total_steps):
+          _, val = _evaluate(eval_step, state, data, split.val, config, targets, mesh)
+          score = _selection_score(config, val)
+          writer.write(step, metrics_lib.flatten_scalars(val, "val/"))
+          if meta["best_score"] is None or score > meta["best_score"]:
+            meta = {"best_score": score, "best_step": step}
+            best.save(step, args=ocp.args.StandardSave(state[0]))
+        if step % config.checkpoint_every_steps == 0 or step == total_steps:
+          _check_finite(jax.device_get(pending))
+          pending = []
+          latest.save(
+            step,
+            args=ocp.args.Composite(
+              state=ocp.args.StandardSave(state),
+              data=grain.checkpoint.CheckpointSave(train_iter),
+              meta=ocp.args.JsonSave(meta),
+            ),
+          )
+      progress.close()
+      best.wait_until_finished()
+      if meta["best_step"] is not None:
+        chosen = best.restore(meta["best_step"], args=ocp.args.StandardRestore(abstract[0]))
+        state = nnx.State({0: chosen, 1: state[1]})
+      outputs, test = _evaluate(eval_step, state, data, split.test, config, targets, mesh)
+      writer.close()
 
   result = {
     "fold": fold,

@@ -1,0 +1,56 @@
+"""An authors' checkpoint, converted by the command, evaluated by `emer_jax.main`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emer_jax.convert import load_reference_checkpoint, reference_forward
+from emer_jax.data import pipeline
+from emer_jax.data.source import open_source
+from emer_jax.data.splits import make_split
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINT = REPO.parent / "shared" / "reference" / "reference_emert_weights.pth"
+
+
+def _run(*args):
+  out = subprocess.run(
+    [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=900
+  )
+  assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.skipif(not CHECKPOINT.exists(), reason=f"reference fixtures not at {CHECKPOINT}")
+def test_main_evaluates_a_converted_pth_with_reference_forward_logits(small_data_dir, tmp_path):
+  converted, workdir = tmp_path / "converted", tmp_path / "eval"
+  _run("emer_jax.convert", f"--checkpoint={CHECKPOINT}", f"--output={converted}")
+  _run(
+    "emer_jax.main", f"--config=configs/converted.py:{converted}", "--config.mode=eval",
+    "--config.dataset=emer/synthetic_small", f"--config.data_dir={small_data_dir}",
+    "--config.folds=(1,)", f"--workdir={workdir}",
+  )
+  predictions = pd.read_csv(workdir / "predictions_fold1_seed0.csv")
+  probabilities = predictions.filter(like="prob_").to_numpy()
+
+  from configs.converted import get_config
+
+  config = get_config(str(converted))
+  data = open_source("emer/synthetic_small", small_data_dir, prepare=False)
+  split = make_split(data.index["fold"], data.index["subject_id"], 1, seed=config.seed)
+  model, _ = load_reference_checkpoint(CHECKPOINT)
+  logits = []
+  for batch in pipeline.eval_dataset(data, split.test, config, ("er_emotion",)):
+    face_nchw = np.moveaxis(batch["face"].astype(np.float32) / 255, -1, 2)
+    out = reference_forward(model, face_nchw, batch["eye"], batch["gaze"])
+    logits.append(out["out/emotion_logits"])
+  logits = np.concatenate(logits)[: len(split.test)]
+  expected = np.exp(logits - logits.max(-1, keepdims=True))
+  expected /= expected.sum(-1, keepdims=True)
+  np.testing.assert_array_equal(predictions["sample_id"], data.index["sample_id"][split.test])
+  np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+  assert os.path.exists(workdir / "results.json")

@@ -1,0 +1,55 @@
+"""The Colab notebooks: each `.ipynb` matches its jupytext twin, has no outputs, and runs.
+
+Notebooks run with EMER_TINY=1 (a tiny model, a few steps) on the shared `synthetic_small` data
+and the suite's persistent compilation cache (set in conftest.py, inherited by the kernel).
+They share one model size, so the first one compiled serves the others.
+"""
+
+import glob
+import os
+
+import jupytext
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCES = sorted(glob.glob(os.path.join(REPO, "colab", "[0-9][0-9]_*.py")))
+NAMES = [os.path.basename(p)[:-3] for p in SOURCES]
+
+
+def _cells(notebook):
+  return [(c.cell_type, c.source.strip()) for c in notebook.cells]
+
+
+def test_every_notebook_has_a_twin():
+  assert NAMES, "no notebooks found in colab/"
+  ipynbs = sorted(glob.glob(os.path.join(REPO, "colab", "*.ipynb")))
+  assert [os.path.basename(p)[:-6] for p in ipynbs] == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ipynb_in_sync_with_py_and_without_outputs(name):
+  source = jupytext.read(os.path.join(REPO, "colab", f"{name}.py"))
+  notebook = nbformat.read(os.path.join(REPO, "colab", f"{name}.ipynb"), as_version=4)
+  assert _cells(notebook) == _cells(source), (
+    f"colab/{name}.ipynb differs from colab/{name}.py; run `jupytext --sync colab/{name}.py`."
+  )
+  for cell in notebook.cells:
+    if cell.cell_type == "code":
+      assert not cell.outputs and cell.execution_count is None, f"{name}: outputs committed"
+  assert "colab.research.google.com/github/" in notebook.cells[0].source, "no Colab badge"
+  assert f"colab/{name}.ipynb" in notebook.cells[0].source, "badge points elsewhere"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs(name, small_data_dir, tmp_path, monkeypatch):
+  monkeypatch.setenv("EMER_TINY", "1")
+  monkeypatch.setenv("TFDS_DATA_DIR", small_data_dir)
+  monkeypatch.setenv("EMER_RUNS", str(tmp_path))
+  notebook = nbformat.read(os.path.join(REPO, "colab", f"{name}.ipynb"), as_version=4)
+  client = NotebookClient(
+    notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": REPO}}
+  )
+  client.execute()  # raises CellExecutionError, with the failing cell and traceback
