@@ -1,10 +1,13 @@
 """The comparison suite: protocols × models, one table. `python -m emer_jax.evaluation.suite
 --config=configs/suite.py[:small|:check]`.
 
-  (no arg)  all seven protocols × every model below (EMERT, ablations, baselines), reference settings, five folds (a GPU job).
+  (no arg)  all seven protocols × every model below (EMERT, ablations, baselines), reference
+            settings, five folds (a GPU job).
   small     ER-7 and FER-7 × EMERT, face-only and eye-only on EMER-Sim small, fold 1,
-            `protocol_config(..., 'small')` for 15 epochs: within 15 minutes on a 2-core CPU.
-  check     the EMER-Sim check of DATASET.md: the same cells on EMER-Sim (1,303 samples), fold 1.
+            `protocol_config(..., 'small')` for 15 epochs: 720 CPU-seconds, i.e. at most about
+            12 minutes on an idle 2-core CPU (docs/protocols.md).
+  check     the EMER-Sim check of DATASET.md: the same cells on EMER-Sim (1,303 samples), fold 1,
+            3 epochs (about 20 minutes on the 2-core CPU).
 """
 
 import ml_collections
@@ -55,7 +58,7 @@ def get_config(arg=""):
     c.overrides = {"folds": (1,), "num_epochs": 15}
     if arg == "check":
       c.overrides.dataset = "emer/synthetic"
-      c.overrides.num_epochs = 4
+      c.overrides.num_epochs = 3
   elif arg:
     raise ValueError(f"Unknown suite {arg!r}; expected '', 'small' or 'check'.")
   return c

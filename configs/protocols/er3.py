@@ -1,8 +1,8 @@
 """ER 3-class (genuine polarity): WAR, UAR, weighted and macro F1, confusion matrix.
 
-  python -m emer_jax.main --config=configs/protocols/er3.py[:small,multitask,variant=NAME] --workdir=W
+  python -m emer_jax.main --config=configs/protocols/er3.py[:OPTIONS] --workdir=W
 
-Options: see `emer_jax.config.protocol_config`.
+OPTIONS, comma-separated: small, multitask, variant=NAME (`emer_jax.config.protocol_config`).
 """
 
 from emer_jax.config import protocol_config

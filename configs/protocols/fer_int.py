@@ -1,9 +1,9 @@
 """FER intensity regression with a 7-class auxiliary head (the authors' intensity
 model, loss weights (0.3, 0.1, 1.0)): MAE, MSE, RMSE, PCC, CCC.
 
-  python -m emer_jax.main --config=configs/protocols/fer_int.py[:small,multitask,variant=NAME] --workdir=W
+  python -m emer_jax.main --config=configs/protocols/fer_int.py[:OPTIONS] --workdir=W
 
-Options: see `emer_jax.config.protocol_config`.
+OPTIONS, comma-separated: small, multitask, variant=NAME (`emer_jax.config.protocol_config`).
 """
 
 from emer_jax.config import protocol_config

@@ -1,8 +1,8 @@
 """FER valence and arousal regression: MAE, MSE, RMSE, PCC, CCC per dimension.
 
-  python -m emer_jax.main --config=configs/protocols/fer_va.py[:small,multitask,variant=NAME] --workdir=W
+  python -m emer_jax.main --config=configs/protocols/fer_va.py[:OPTIONS] --workdir=W
 
-Options: see `emer_jax.config.protocol_config`.
+OPTIONS, comma-separated: small, multitask, variant=NAME (`emer_jax.config.protocol_config`).
 """
 
 from emer_jax.config import protocol_config
