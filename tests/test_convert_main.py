@@ -30,9 +30,13 @@ def test_main_evaluates_a_converted_pth_with_reference_forward_logits(small_data
   converted, workdir = tmp_path / "converted", tmp_path / "eval"
   _run("emer_jax.convert", f"--checkpoint={CHECKPOINT}", f"--output={converted}")
   _run(
-    "emer_jax.main", f"--config=configs/converted.py:{converted}", "--config.mode=eval",
-    "--config.dataset=emer/synthetic_small", f"--config.data_dir={small_data_dir}",
-    "--config.folds=(1,)", f"--workdir={workdir}",
+    "emer_jax.main",
+    f"--config=configs/converted.py:{converted}",
+    "--config.mode=eval",
+    "--config.dataset=emer/synthetic_small",
+    f"--config.data_dir={small_data_dir}",
+    "--config.folds=(1,)",
+    f"--workdir={workdir}",
   )
   predictions = pd.read_csv(workdir / "predictions_fold1_seed0.csv")
   probabilities = predictions.filter(like="prob_").to_numpy()

@@ -10,29 +10,12 @@ from emer_jax.models.encoders import ModalityEncoders, check_inputs, expected_sh
 from emer_jax.models.heads import TaskHeads
 from emer_jax.models.layers import linear
 from emer_jax.models.lstm import LSTM
-from emer_jax.models.transformer import CrossTransformer
+from emer_jax.models.transformer import cross_transformer
 
 
 def _heads(config, in_features, heads, *, dtype, rngs, hidden=None):
   hidden = tuple(config.head_hidden) if hidden is None else hidden
   return TaskHeads(in_features, heads, hidden, config.head_negative_slope, dtype=dtype, rngs=rngs)
-
-
-def _transformer(config, target_len, source_len, *, dtype, rngs):
-  tc = config.transformer
-  return CrossTransformer(
-    config.token_dim,
-    target_len=target_len,
-    source_len=source_len,
-    depth=tc.depth,
-    num_heads=tc.num_heads,
-    head_dim=tc.head_dim,
-    mlp_dim=tc.mlp_dim,
-    dropout=tc.dropout,
-    emb_dropout=tc.emb_dropout,
-    dtype=dtype,
-    rngs=rngs,
-  )
 
 
 class FaceLSTM(nnx.Module):
@@ -58,7 +41,7 @@ class FaceTransformer(nnx.Module):
     self.dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
     self.projection = linear(config.feature_dim, config.token_dim, dtype=dtype, rngs=rngs)
     n = config.face_encoder.num_frames
-    self.transformer = _transformer(config, n, n, dtype=dtype, rngs=rngs)
+    self.transformer = cross_transformer(config, n, n, dtype=dtype, rngs=rngs)
     self.heads = _heads(config, config.token_dim, heads, dtype=dtype, rngs=rngs)
 
   def __call__(self, inputs, *, grl_lambda=None):
@@ -151,7 +134,7 @@ class CrossmodalTransformer(nnx.Module):
     self.pairs = tuple((t, s) for t in modalities for s in modalities if s != t)
     self.crossmodal = nnx.Dict(
       {
-        f"{t}_from_{s}": _transformer(config, lengths[t], lengths[s], dtype=dtype, rngs=rngs)
+        f"{t}_from_{s}": cross_transformer(config, lengths[t], lengths[s], dtype=dtype, rngs=rngs)
         for t, s in self.pairs
       }
     )

@@ -7,7 +7,7 @@ from flax import nnx
 from emer_jax.models.encoders import ModalityEncoders
 from emer_jax.models.heads import TaskHeads
 from emer_jax.models.layers import LeakyMlp, linear, reverse_gradient, shard_batch
-from emer_jax.models.transformer import CrossTransformer
+from emer_jax.models.transformer import cross_transformer
 
 
 def projection(config, *, dtype, rngs):
@@ -34,20 +34,7 @@ class EMERT(nnx.Module):
       else None
     )
     num_tokens = sum(self.encoders.num_tokens.values())
-    tc = config.transformer
-    self.transformer = CrossTransformer(
-      config.token_dim,
-      target_len=num_tokens,
-      source_len=num_tokens,
-      depth=tc.depth,
-      num_heads=tc.num_heads,
-      head_dim=tc.head_dim,
-      mlp_dim=tc.mlp_dim,
-      dropout=tc.dropout,
-      emb_dropout=tc.emb_dropout,
-      dtype=dtype,
-      rngs=rngs,
-    )
+    self.transformer = cross_transformer(config, num_tokens, num_tokens, dtype=dtype, rngs=rngs)
     self.heads = TaskHeads(
       config.token_dim,
       heads,

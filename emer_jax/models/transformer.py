@@ -103,3 +103,21 @@ class CrossTransformer(nnx.Module):
     for layer in self.layers:
       target = layer(target, source)
     return target
+
+
+def cross_transformer(config, target_len, source_len, *, dtype, rngs):
+  """The CrossTransformer a model config's `transformer` and `token_dim` describe."""
+  tc = config.transformer
+  return CrossTransformer(
+    config.token_dim,
+    target_len=target_len,
+    source_len=source_len,
+    depth=tc.depth,
+    num_heads=tc.num_heads,
+    head_dim=tc.head_dim,
+    mlp_dim=tc.mlp_dim,
+    dropout=tc.dropout,
+    emb_dropout=tc.emb_dropout,
+    dtype=dtype,
+    rngs=rngs,
+  )
