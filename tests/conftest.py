@@ -8,6 +8,10 @@ os.environ["XLA_FLAGS"] = (
   os.environ.get("XLA_FLAGS", "")
   + " --xla_force_host_platform_device_count=8"
   + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+  # 8 fake devices share 2 cores with a second test worker: a collective whose participants
+  # arrive minutes apart must wait, not abort the process (XLA's default gives up sooner).
+  + " --xla_cpu_collective_call_terminate_timeout_seconds=900"
+  + " --xla_cpu_collective_timeout_seconds=900"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Compiling EMERT on a CPU takes tens of seconds; the end-to-end tests start `emer_jax.main`
