@@ -21,6 +21,40 @@ from emer_jax.protocols import head_sizes
 from emer_jax.train import steps, trainer
 from tests.test_train import REPO, TINY, tiny_config
 
+# On 8 fake CPU devices, a 4×2 step run in a test worker that has already run other in-process
+# training tests has deadlocked in a collective (no CPU use, never returning). The mesh and bf16
+# tests therefore run in a fresh interpreter, started by `test_mesh_tests_in_a_fresh_process`.
+FRESH = os.environ.get("EMER_FRESH_PROCESS") == "1"
+fresh_process_only = pytest.mark.skipif(
+  not FRESH, reason="runs in a fresh process, via test_mesh_tests_in_a_fresh_process"
+)
+
+
+def test_mesh_tests_in_a_fresh_process():
+  if FRESH:
+    pytest.skip("already in the fresh process")
+  out = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "pytest",
+      "-q",
+      "-p",
+      "no:cacheprovider",
+      "-p",
+      "no:xdist",
+      os.path.abspath(__file__),
+      "-k",
+      "meshes or bfloat16",
+    ],
+    cwd=REPO,
+    env=os.environ | {"EMER_FRESH_PROCESS": "1"},
+    capture_output=True,
+    text=True,
+    timeout=1200,
+  )
+  assert out.returncode == 0 and "3 passed" in out.stdout, out.stdout + out.stderr
+
 
 def _mesh(data, model):
   devices = jax.devices()[: data * model]
@@ -60,6 +94,7 @@ def _path(keys):
   return "/".join(str(k.key) for k in keys if isinstance(k, jax.tree_util.DictKey))
 
 
+@fresh_process_only
 @pytest.mark.parametrize("shape", [(8, 1), (4, 2)])
 def test_meshes_give_the_single_device_loss_trajectory(train, shape):
   single, _ = train(1, 1)
@@ -76,6 +111,7 @@ def test_meshes_give_the_single_device_loss_trajectory(train, shape):
   assert conv1.addressable_shards[0].data.shape[-1] == conv1.shape[-1] // 2
 
 
+@fresh_process_only
 def test_bfloat16_computes_in_bf16_and_keeps_float32_state(train):
   fp32, _ = train(1, 1)
   bf16, state = train(1, 1, "bfloat16")
