@@ -13,19 +13,28 @@ from emer_jax.evaluation.predictions import (
   read_predictions,
   write_predictions,
 )
-from emer_jax.protocols import EMOTIONS
+from emer_jax.protocols import EMOTIONS, TARGETS
 
 
 def _fold(n=60, seed=0):
   rng = np.random.default_rng(seed)
   logits = rng.normal(size=(n, 7))
   probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+  polarity = rng.dirichlet(np.ones(3), size=n)
   return {
     "sample_id": [f"{i:04d}" for i in range(n)],
     "subject_id": [f"{i % 5:03d}" for i in range(n)],
-    "y_true": {"er_emotion": rng.integers(0, 6, n), "er_valence": rng.normal(size=n)},
-    "y_pred": {"er_emotion": probs, "er_valence": rng.normal(size=(n, 1))},
-    "probabilities": {"er_emotion": probs},
+    "y_true": {
+      "er_emotion": rng.integers(0, 6, n),
+      "er_valence": rng.normal(size=n),
+      "fer_polarity": rng.integers(0, 3, n),
+    },
+    "y_pred": {
+      "er_emotion": probs,
+      "er_valence": rng.normal(size=(n, 1)),
+      "fer_polarity": polarity,
+    },
+    "probabilities": {"er_emotion": probs, "fer_polarity": polarity},
   }
 
 
@@ -41,16 +50,19 @@ def test_write_and_read_back(tmp_path):
     "pred_er_emotion",
     "er_valence",
     "pred_er_valence",
-    *(f"prob_{c}" for c in EMOTIONS),
+    "fer_polarity",
+    "pred_fer_polarity",
+    *(f"prob_er_emotion_{c}" for c in EMOTIONS),
+    *(f"prob_fer_polarity_{c}" for c in TARGETS["fer_polarity"].class_names),
   ]
   assert frame["sample_id"].tolist() == fold["sample_id"]  # leading zeros kept
   np.testing.assert_array_equal(
     frame["pred_er_emotion"], fold["probabilities"]["er_emotion"].argmax(1)
   )
   np.testing.assert_array_equal(frame["er_valence"], fold["y_true"]["er_valence"])
-  np.testing.assert_array_equal(
-    frame[[f"prob_{c}" for c in EMOTIONS]], fold["probabilities"]["er_emotion"]
-  )
+  for target, probs in fold["probabilities"].items():
+    columns = [f"prob_{target}_{c}" for c in TARGETS[target].class_names]
+    np.testing.assert_array_equal(frame[columns], probs)
 
 
 def test_results_json_equals_sklearn_on_saved_predictions(tmp_path):

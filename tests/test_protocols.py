@@ -88,8 +88,9 @@ def test_er7_five_folds_write_every_report_and_match_sklearn(small_data_dir, tmp
   for run in results["runs"]:
     frame = predictions.read_predictions(workdir / f"predictions_fold{run['fold']}_seed0.csv")
     assert len(frame) == run["num_test"]
-    assert {f"prob_{c}" for c in TARGETS["er_emotion"].class_names} <= set(frame.columns)
     for target in ("er_emotion", "fer_emotion"):
+      columns = [f"prob_{target}_{c}" for c in TARGETS[target].class_names]
+      np.testing.assert_array_equal(frame[columns].to_numpy().argmax(1), frame[f"pred_{target}"])
       expected = _sklearn_metrics(frame, target)
       got = run["metrics"][target]
       assert got["confusion"] == expected.pop("confusion")

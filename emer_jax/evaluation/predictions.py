@@ -1,9 +1,9 @@
 """Per-sample test predictions as CSV, and metrics recomputed from them.
 
 `predictions_fold{k}_seed{s}.csv` has, in order: `sample_id`, `subject_id`; per target `<target>`
-(the truth) and `pred_<target>` (a class index, or a value for regression); and for one
-classification target the class probabilities `prob_<class name>`. Rows keep evaluation order,
-so reference-style (batch-averaged) metrics can be recomputed from the file as well.
+(the truth) and `pred_<target>` (a class index, or a value for regression); and per
+classification target its class probabilities `prob_<target>_<class name>`. Rows keep evaluation
+order, so reference-style (batch-averaged) metrics can be recomputed from the file as well.
 """
 
 from collections.abc import Mapping
@@ -40,8 +40,8 @@ def write_predictions(
     sample_id, subject_id: (N,) identifiers.
     y_true, y_pred: target name -> (N,) truths / predictions. A classification prediction may be
       given as (N, C) scores, stored as their argmax; a regression one as (N,) or (N, 1).
-    probabilities: optional {target: (N, C)} for a single classification target; its columns are
-      named `prob_<class name>` after `TARGETS[target].class_names`.
+    probabilities: optional {target: (N, C)} per classification target; its columns are named
+      `prob_<target>_<class name>` after `TARGETS[target].class_names`.
   """
   frame = {"sample_id": np.asarray(sample_id), "subject_id": np.asarray(subject_id)}
   for name, truth in y_true.items():
@@ -51,16 +51,13 @@ def write_predictions(
       prediction = prediction.argmax(-1)
     frame[name] = np.asarray(truth).reshape(-1)
     frame[PRED_PREFIX + name] = prediction.reshape(-1)
-  probabilities = dict(probabilities or {})
-  if len(probabilities) > 1:
-    raise ValueError(f"Probabilities for one target only; got {sorted(probabilities)}.")
-  for name, probs in probabilities.items():
+  for name, probs in (probabilities or {}).items():
     class_names = TARGETS[name].class_names
     probs = np.asarray(probs)
     if probs.shape[-1] != len(class_names):
       raise ValueError(f"{name} has {len(class_names)} classes; probabilities are {probs.shape}.")
     for i, class_name in enumerate(class_names):
-      frame[PROB_PREFIX + class_name] = probs[:, i]
+      frame[f"{PROB_PREFIX}{name}_{class_name}"] = probs[:, i]
   lengths = {key: len(column) for key, column in frame.items()}
   if len(set(lengths.values())) != 1:
     raise ValueError(f"Columns differ in length: {lengths}.")

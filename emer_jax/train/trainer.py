@@ -329,7 +329,7 @@ def _write_predictions(workdir, fold, seed, data, indices, targets, outputs):
   if jax.process_index():
     return
   classification = [t for t in targets if TARGETS[t].kind == "classification"]
-  probabilities = {t: jax.nn.softmax(outputs[t]) for t in classification[:1]}
+  probabilities = {t: jax.nn.softmax(outputs[t]) for t in classification}
   predictions.write_predictions(
     workdir,
     fold,
