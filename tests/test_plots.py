@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from matplotlib import image
 
 from emer_jax.evaluation.metrics import classification_metrics
@@ -56,3 +57,22 @@ def test_learning_curves(tmp_path):
   np.testing.assert_array_equal(steps, [0, 50, 100, 150])
   np.testing.assert_allclose(values, [0, 0.25, 0.5, 0.75])
   _assert_png(plot_learning_curves(path, tmp_path / "curves.png"))
+
+
+def test_learning_curves_of_one_run_among_several(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  lines = [
+    {"step": step, "fold": fold, "seed": 0, "train/loss": fold + step / 10}
+    for fold in (1, 2)
+    for step in range(5)
+  ]
+  path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+  with pytest.raises(ValueError, match=r"several runs .*pass fold= and seed="):
+    read_metrics_jsonl(path)
+  series = read_metrics_jsonl(path, fold=2, seed=0)
+  assert sorted(series) == ["train/loss"]  # fold and seed are tags, not series
+  np.testing.assert_allclose(series["train/loss"][1], [2.0, 2.1, 2.2, 2.3, 2.4])
+  assert read_metrics_jsonl(path, fold=3, seed=0) == {}
+  with pytest.raises(ValueError, match="no numeric series of fold 3 seed 0"):
+    plot_learning_curves(path, tmp_path / "none.png", fold=3, seed=0)
+  _assert_png(plot_learning_curves(path, tmp_path / "fold1.png", fold=1, seed=0))

@@ -100,25 +100,32 @@ def plot_regression_scatter(y_true, y_pred, path, title: str = "") -> Path:
   return _save(fig, path)
 
 
-def read_metrics_jsonl(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-  """Numeric series from a metrics.jsonl file: {key: (steps, values)}, in file order.
+def read_metrics_jsonl(
+  path, fold: int | None = None, seed: int | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Numeric series of one run in a metrics.jsonl file: {key: (steps, values)}, in file order.
 
-  Each line is a JSON object with `step`; a key need not appear on every line. Non-numeric values
-  (strings, lists, booleans) are skipped.
+  Each line is a JSON object with `step`, and `fold` and `seed` when the trainer wrote it; a key
+  need not appear on every line. Non-numeric values (strings, lists, booleans) are skipped. A file
+  that holds several runs needs `fold` and `seed` to pick one; a run without lines gives {}.
   """
-  series: dict[str, tuple[list, list]] = {}
   with open(path) as f:
-    for line in f:
-      if not line.strip():
+    records = [json.loads(line) for line in f if line.strip()]
+  runs = sorted({(r.get("fold"), r.get("seed")) for r in records}, key=str)
+  if fold is not None or seed is not None:
+    records = [r for r in records if (r.get("fold"), r.get("seed")) == (fold, seed)]
+  elif len(runs) > 1:
+    raise ValueError(f"{path} holds several runs {runs} (fold, seed); pass fold= and seed=.")
+  series: dict[str, tuple[list, list]] = {}
+  for record in records:
+    for key, value in record.items():
+      if key in ("step", "fold", "seed"):
         continue
-      record = json.loads(line)
-      step = record["step"]
-      for key, value in record.items():
-        if key == "step" or isinstance(value, bool) or not isinstance(value, int | float):
-          continue
-        steps, values = series.setdefault(key, ([], []))
-        steps.append(step)
-        values.append(float(value))
+      if isinstance(value, bool) or not isinstance(value, int | float):
+        continue
+      steps, values = series.setdefault(key, ([], []))
+      steps.append(record["step"])
+      values.append(float(value))
   return {k: (np.asarray(s), np.asarray(v)) for k, (s, v) in series.items()}
 
 
@@ -127,13 +134,18 @@ def _group(key: str) -> str:
   return key.split("/", 1)[1] if "/" in key else key
 
 
-def plot_learning_curves(metrics_jsonl, path, ncols: int = 3) -> Path:
-  """Every numeric series against step, one panel per metric with its splits overlaid.
+def plot_learning_curves(
+  metrics_jsonl, path, fold: int | None = None, seed: int | None = None, ncols: int = 3
+) -> Path:
+  """Every numeric series of one run (`read_metrics_jsonl`) against step, one panel per metric
+  with its splits overlaid.
 
   Keys are grouped on what follows the first '/', so `train/loss` and `val/loss` share a panel,
   as do `train/er_valence/mae` and `val/er_valence/mae`.
   """
-  series = read_metrics_jsonl(metrics_jsonl)
+  series = read_metrics_jsonl(metrics_jsonl, fold, seed)
+  if not series:
+    raise ValueError(f"{metrics_jsonl} has no numeric series of fold {fold} seed {seed}.")
   groups: dict[str, list[str]] = {}
   for key in series:
     groups.setdefault(_group(key), []).append(key)

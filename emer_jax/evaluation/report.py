@@ -14,9 +14,7 @@ from the predictions in evaluation order. Those numbers depend on batch size and
 they are kept apart from the pooled metrics and only serve comparison with the authors' tables.
 """
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -101,23 +99,6 @@ def write_per_class_recall(workdir, results) -> Path:
   return path
 
 
-def _run_curves(metrics_jsonl, fold, seed, out_path):
-  """Learning curves of one run: its lines of metrics.jsonl, without the fold and seed tags."""
-  with open(metrics_jsonl) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  mine = [
-    {k: v for k, v in r.items() if k not in ("fold", "seed")}
-    for r in records
-    if r.get("fold") == fold and r.get("seed") == seed
-  ]
-  if not mine:
-    return
-  with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as tmp:
-    tmp.writelines(json.dumps(r) + "\n" for r in mine)
-    tmp.flush()
-    plots.plot_learning_curves(tmp.name, out_path)
-
-
 def write_plots(workdir, results) -> None:
   out = Path(workdir) / "plots"
   summed = {}
@@ -150,8 +131,8 @@ def write_plots(workdir, results) -> None:
           out / f"scatter_{target}_{tag}.png",
           f"{target}, {title}",
         )
-    if metrics_jsonl.exists():
-      _run_curves(metrics_jsonl, fold, seed, out / f"learning_curves_{tag}.png")
+    if metrics_jsonl.exists() and plots.read_metrics_jsonl(metrics_jsonl, fold, seed):
+      plots.plot_learning_curves(metrics_jsonl, out / f"learning_curves_{tag}.png", fold, seed)
   for target, confusion in summed.items():
     title = f"{target}, {results['protocol']}, all {len(results['runs'])} runs"
     plots.plot_confusion(
