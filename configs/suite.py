@@ -4,10 +4,10 @@
   (no arg)  all seven protocols × every model below (EMERT, ablations, baselines), reference
             settings, five folds (a GPU job).
   small     ER-7 and FER-7 × EMERT, face-only and eye-only on EMER-Sim small, fold 1,
-            `protocol_config(..., 'small')` for 15 epochs: 720 CPU-seconds, i.e. at most about
-            12 minutes on an idle 2-core CPU (docs/protocols.md).
+            `protocol_config(..., 'small')` for 15 epochs: 7.5 minutes on an idle 2-core CPU
+            (docs/protocols.md).
   check     the EMER-Sim check of DATASET.md: the same cells on EMER-Sim (1,303 samples), fold 1,
-            3 epochs (about 20 minutes on the 2-core CPU).
+            10 epochs (docs/protocols.md).
 """
 
 import ml_collections
@@ -58,7 +58,7 @@ def get_config(arg=""):
     c.overrides = {"folds": (1,), "num_epochs": 15}
     if arg == "check":
       c.overrides.dataset = "emer/synthetic"
-      c.overrides.num_epochs = 3
+      c.overrides.num_epochs = 10
   elif arg:
     raise ValueError(f"Unknown suite {arg!r}; expected '', 'small' or 'check'.")
   return c
