@@ -184,4 +184,4 @@ table.round(2).T
 #
 # On several hosts (a TPU pod slice, SLURM), start the same command on every host with
 # `--distributed`; each process reads its own share of every batch and only process 0 writes
-# logs and results. See the user guide (`docs/guide.md`) and `docs/scaling.md`.
+# logs and results. See the README and `docs/scaling.md`.
