@@ -59,6 +59,8 @@ def get_config(arg=""):
     if arg == "check":
       c.overrides.dataset = "emer/synthetic"
       c.overrides.num_epochs = 10
+      # Accuracy where the face masks the genuine emotion (ER ≠ FER) and where it does not.
+      c.metrics.classification = ("war", "uar", "war_masked", "war_unmasked")
   elif arg:
     raise ValueError(f"Unknown suite {arg!r}; expected '', 'small' or 'check'.")
   return c

@@ -11,6 +11,7 @@ from emer_jax.evaluation.metrics import (
   classification_metrics,
   confusion_matrix,
   flatten_scalars,
+  masked_metrics,
   reference_style_metrics,
   regression_metrics,
   summarize,
@@ -191,3 +192,35 @@ def test_flatten_and_summarize():
   assert np.isnan(summarize(runs[:1])["std"]["ref_mae"])
   with pytest.raises(ValueError):
     summarize([])
+
+
+def test_masked_metrics_match_sklearn_on_each_subset():
+  rng = np.random.default_rng(7)
+  n = 80
+  genuine, displayed = rng.integers(0, 7, n), rng.integers(0, 7, n)
+  displayed[:50] = genuine[:50]  # 50 unmasked samples, the rest mostly masked
+  scores = rng.normal(size=(n, 7))
+  valence, predicted_valence = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
+  masked = genuine != displayed
+  out = masked_metrics(
+    {"er_emotion": genuine, "er_valence": valence},
+    {"er_emotion": scores, "er_valence": predicted_valence},
+    masked,
+  )
+  labels = scores.argmax(1)
+  for subset, rows in (("masked", masked), ("unmasked", ~masked)):
+    present = np.unique(genuine[rows])
+    assert out["er_emotion"][f"war_{subset}"] == pytest.approx(
+      skm.accuracy_score(genuine[rows], labels[rows])
+    )
+    assert out["er_emotion"][f"uar_{subset}"] == pytest.approx(
+      skm.recall_score(genuine[rows], labels[rows], labels=present, average="macro")
+    )
+    assert out["er_valence"][f"mae_{subset}"] == pytest.approx(
+      skm.mean_absolute_error(valence[rows], predicted_valence[rows])
+    )
+  assert set(out["er_valence"]) == {"mae_masked", "mae_unmasked"}
+  # No masked sample in the fold: only the unmasked subset is reported.
+  none = masked_metrics({"er_emotion": genuine}, {"er_emotion": labels}, np.zeros(n, bool))
+  assert sorted(none["er_emotion"]) == ["uar_unmasked", "war_unmasked"]
+  assert none["er_emotion"]["war_unmasked"] == pytest.approx(skm.accuracy_score(genuine, labels))

@@ -96,6 +96,11 @@ def test_er7_five_folds_write_every_report_and_match_sklearn(small_data_dir, tmp
       assert got["confusion"] == expected.pop("confusion")
       for name, value in expected.items():
         assert got[name] == pytest.approx(value, abs=1e-12), (target, name)
+      masked = frame["er_emotion"] != frame["fer_emotion"]
+      for subset, rows in (("masked", masked), ("unmasked", ~masked)):
+        if rows.any():
+          expected = skm.accuracy_score(frame[target][rows], frame[f"pred_{target}"][rows])
+          assert got[f"war_{subset}"] == pytest.approx(expected, abs=1e-12), (target, subset)
   wars = [r["metrics"]["er_emotion"]["war"] for r in results["runs"]]
   assert results["mean"]["er_emotion/war"] == pytest.approx(np.mean(wars))
   assert results["std"]["er_emotion/war"] == pytest.approx(np.std(wars, ddof=1))

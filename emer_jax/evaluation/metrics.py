@@ -152,6 +152,32 @@ def target_metrics(y_true: Mapping, y_pred: Mapping) -> dict[str, dict]:
   return out
 
 
+SUBSET_METRICS = {"classification": ("war", "uar"), "regression": ("mae",)}
+
+
+def masked_metrics(y_true: Mapping, y_pred: Mapping, masked) -> dict[str, dict]:
+  """Each target's headline metrics on the masked samples and on the others.
+
+  `masked` (N,) is true where the genuine emotion differs from the displayed one (ER 7-class ≠
+  FER 7-class), the samples on which the papers' thesis is tested: a face-only model should fail
+  there. Returns {target: {'war_masked': …, 'war_unmasked': …}} with the `SUBSET_METRICS` of the
+  target's kind; a subset without samples is left out.
+  """
+  masked = np.asarray(masked, bool)
+  out = {name: {} for name in y_true}
+  for subset, rows in (("masked", masked), ("unmasked", ~masked)):
+    if not rows.any():
+      continue
+    pooled = target_metrics(
+      {n: np.asarray(v)[rows] for n, v in y_true.items()},
+      {n: np.asarray(y_pred[n])[rows] for n in y_true},
+    )
+    for name, values in pooled.items():
+      for metric in SUBSET_METRICS[TARGETS[name].kind]:
+        out[name][f"{metric}_{subset}"] = values[metric]
+  return out
+
+
 def _batch_classification(y_true, y_pred):
   """What the authors' per-batch sklearn calls return: labels are those in y_true ∪ y_pred.
 

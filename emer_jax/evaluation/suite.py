@@ -67,6 +67,11 @@ def records(suite, protocol: str, model: str, results: dict) -> list[dict]:
     kind = get_protocol(protocol).kind
     for metric in suite.metrics[kind]:
       name = f"{target}/{metric}"
+      if name not in results["mean"]:
+        raise KeyError(
+          f"Cell {protocol}/{model} has no metric {name!r} (it has {sorted(results['mean'])}); "
+          "delete the cell's results.json to rerun it with the current code."
+        )
       std = results["std"].get(name)
       out.append(
         {

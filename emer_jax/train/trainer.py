@@ -310,6 +310,10 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
         state = nnx.State({0: chosen, 1: state[1]})
       outputs, test = _evaluate(eval_step, state, data, split.test, config, targets, mesh)
       writer.close()
+  masked = data.index["er_emotion"][split.test] != data.index["fer_emotion"][split.test]
+  labels = {name: data.index[name][split.test] for name in targets}
+  for name, values in metrics_lib.masked_metrics(labels, outputs, masked).items():
+    test[name] |= values
 
   result = {
     "fold": fold,
