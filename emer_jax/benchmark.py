@@ -64,7 +64,7 @@ def _peak_memory():
 def _input_throughput(config, targets) -> float | None:
   if not config.benchmark.input_batches:
     return None
-  data = open_source(config.dataset, config.data_dir)
+  data = open_source(config.dataset, config.data_dir, cache=config.input.cache)
   # Timed from the iterator's creation: timing only after a first batch would count batches
   # already waiting in the prefetch buffer as free. So this is a lower bound, start-up included.
   start = time.perf_counter()

@@ -1,6 +1,7 @@
 """The grain pipeline over a small in-memory source shaped like the `emer` features."""
 
 import itertools
+import pickle
 
 import jax
 import ml_collections
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from emer_jax.data import pipeline
-from emer_jax.data.source import EmerSource
+from emer_jax.data.source import CachedSource, EmerSource
 
 
 def _example(i, num_frames=12, num_rows=50):
@@ -127,3 +128,48 @@ def test_to_global_shards_over_data_axis():
   assert placed["face"].shape == (8, 4, 4, 5, 3)
   assert placed["face"].sharding.spec == jax.sharding.PartitionSpec("data")
   np.testing.assert_array_equal(np.asarray(placed["eye"]), batch["eye"])
+
+
+class _CountingSource(list):
+  def __init__(self, items):
+    super().__init__(items)
+    self.reads = 0
+
+  def __getitem__(self, i):
+    self.reads += 1
+    return {k: np.copy(v) for k, v in super().__getitem__(i).items()}
+
+
+def test_cached_source_decodes_each_sample_once_and_hands_out_read_only_arrays():
+  raw = _CountingSource(_data().source)
+  cached = CachedSource(raw)
+  first = [cached[i] for i in (3, 3, np.int64(3), 7)]
+  assert raw.reads == 2 and len(cached) == 40
+  assert first[0] is first[1] is first[2]
+  with pytest.raises(ValueError, match="read-only"):
+    first[0]["face"][0, 0, 0, 0] = 1
+  # A copy (e.g. for a grain worker process) starts with an empty cache.
+  copy = pickle.loads(pickle.dumps(cached))
+  assert copy._cache == {}
+  np.testing.assert_array_equal(copy[7]["gaze"], first[3]["gaze"])
+
+
+def test_cached_source_gives_the_same_batches():
+  data, cfg, targets = _data(), _config(), ("er_emotion", "er_valence")
+  cached = EmerSource(CachedSource(data.source), data.metadata, {})
+  for make in (
+    lambda d: itertools.islice(pipeline.train_dataset(d, np.arange(30), cfg, targets, seed=2), 8),
+    lambda d: pipeline.eval_dataset(d, np.arange(19), cfg, targets),
+  ):
+    for a, b in zip(make(data), make(cached), strict=True):
+      for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_readers_are_never_capped_by_the_prefetch_buffer():
+  # grain uses no more threads than batches it may buffer.
+  cfg = _config()
+  cfg.input.num_threads, cfg.input.prefetch = 16, 4
+  assert pipeline._read_options(cfg).prefetch_buffer_size == 16
+  cfg.input.prefetch = 32
+  assert pipeline._read_options(cfg).prefetch_buffer_size == 32

@@ -105,8 +105,10 @@ def _channel_order(config) -> str:
 
 
 def _read_options(config):
+  # grain reads with no more threads than batches it may buffer.
+  threads = config.input.num_threads
   return grain.ReadOptions(
-    num_threads=config.input.num_threads, prefetch_buffer_size=config.input.prefetch
+    num_threads=threads, prefetch_buffer_size=max(config.input.prefetch, threads)
   )
 
 

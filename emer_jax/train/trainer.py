@@ -89,7 +89,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if jax.process_index() == 0:  # builds a missing synthetic dataset once
     open_source(config.dataset, config.data_dir)
   multihost_utils.sync_global_devices("dataset ready")
-  data = open_source(config.dataset, config.data_dir, prepare=False)
+  data = open_source(config.dataset, config.data_dir, prepare=False, cache=config.input.cache)
   runs = [
     _run(config, workdir, data, mesh, fold=fold, seed=seed)
     for seed in config.seeds
