@@ -73,6 +73,21 @@ def test_npz_weights_give_the_same_logits(reference_model, io):
   )
 
 
+def test_reference_forward_runs_at_full_float32_precision(monkeypatch, reference_model, io):
+  # A GPU's default (TF32) products put the fixtures out of tolerance; see reference_forward.
+  from emer_jax.convert import checkpoints
+
+  seen, forward = [], checkpoints._forward
+
+  def recording(*args):
+    seen.append(jax.config.jax_default_matmul_precision)
+    return forward(*args)
+
+  monkeypatch.setattr(checkpoints, "_forward", recording)
+  convert.reference_forward(reference_model, io["face_nchw"], io["eye"], io["gaze"])
+  assert seen == ["highest"]
+
+
 @nnx.jit
 def _loss_and_grads(model, inputs, labels):
   def loss_fn(model):
