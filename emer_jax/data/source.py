@@ -34,8 +34,7 @@ class CachedSource:
   Decoding a stored sample (zlib-compressed face frames) costs several times what the sampler
   does with it, and EMER fits in memory: EMER-Sim small takes 138 MB decoded (0.73 MB a
   sample); the real release, at 32 frames and about 1,470 eye rows a sample, should take about
-  1.9 GB. A
-  copy sent to a grain worker process starts empty and fills its own cache.
+  1.9 GB. A copy sent to a grain worker process starts empty and fills its own cache.
   """
 
   def __init__(self, source):
