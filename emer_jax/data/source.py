@@ -58,14 +58,11 @@ class CachedSource:
     return {"_source": self._source, "_cache": {}}
 
 
-def open_source(
-  name: str, data_dir: str, *, prepare: bool = True, cache: bool = False
-) -> EmerSource:
-  """Returns the `train` split of `name` (e.g. 'emer/synthetic_small').
+def prepared_builder(name: str, data_dir: str, *, prepare: bool = True):
+  """The TFDS builder of `name` (e.g. 'emer/synthetic_small'), built if it is synthetic.
 
   A synthetic config that is not built yet is built first (array_record, with a progress bar);
-  the real release must be built by the user with `python -m tfds_emer.build`. With `cache`,
-  decoded samples stay in memory (see `CachedSource`).
+  the real release must be built by the user with `python -m tfds_emer.build`.
   """
   data_dir = resolve_data_dir(data_dir)
   builder = tfds.builder(name, data_dir=data_dir)
@@ -77,6 +74,17 @@ def open_source(
         f"--manual_dir=<EMER release> --data_dir={data_dir}`."
       )
     builder.download_and_prepare(file_format="array_record")
+  return builder
+
+
+def open_source(
+  name: str, data_dir: str, *, prepare: bool = True, cache: bool = False
+) -> EmerSource:
+  """Returns the `train` split of `name`, prepared as by `prepared_builder`.
+
+  With `cache`, decoded samples stay in memory (see `CachedSource`).
+  """
+  builder = prepared_builder(name, data_dir, prepare=prepare)
   source = builder.as_data_source(split="train")
   if cache:
     source = CachedSource(source)

@@ -26,7 +26,7 @@ from jax.sharding import AxisType
 
 from emer_jax import models
 from emer_jax.data import pipeline
-from emer_jax.data.source import open_source
+from emer_jax.data.source import open_source, prepared_builder
 from emer_jax.data.splits import make_split
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.evaluation import predictions, report
@@ -87,7 +87,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   _write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
   mesh = make_mesh(config)
   if jax.process_index() == 0:  # builds a missing synthetic dataset once
-    open_source(config.dataset, config.data_dir)
+    prepared_builder(config.dataset, config.data_dir)
   multihost_utils.sync_global_devices("dataset ready")
   data = open_source(config.dataset, config.data_dir, prepare=False, cache=config.input.cache)
   runs = [
