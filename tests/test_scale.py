@@ -4,6 +4,7 @@ import functools
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,40 +22,6 @@ from emer_jax.protocols import head_sizes
 from emer_jax.train import steps, trainer
 from tests.test_train import REPO, TINY, tiny_config
 
-# On 8 fake CPU devices, a 4×2 step run in a test worker that has already run other in-process
-# training tests has deadlocked in a collective (no CPU use, never returning). The mesh and bf16
-# tests therefore run in a fresh interpreter, started by `test_mesh_tests_in_a_fresh_process`.
-FRESH = os.environ.get("EMER_FRESH_PROCESS") == "1"
-fresh_process_only = pytest.mark.skipif(
-  not FRESH, reason="runs in a fresh process, via test_mesh_tests_in_a_fresh_process"
-)
-
-
-def test_mesh_tests_in_a_fresh_process():
-  if FRESH:
-    pytest.skip("already in the fresh process")
-  out = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "pytest",
-      "-q",
-      "-p",
-      "no:cacheprovider",
-      "-p",
-      "no:xdist",
-      os.path.abspath(__file__),
-      "-k",
-      "meshes or bfloat16",
-    ],
-    cwd=REPO,
-    env=os.environ | {"EMER_FRESH_PROCESS": "1"},
-    capture_output=True,
-    text=True,
-    timeout=1200,
-  )
-  assert out.returncode == 0 and "3 passed" in out.stdout, out.stdout + out.stderr
-
 
 def _mesh(data, model):
   devices = jax.devices()[: data * model]
@@ -62,21 +29,28 @@ def _mesh(data, model):
 
 
 @pytest.fixture(scope="module")
-def train(small_data_dir):
-  """train(data, model, dtype) -> (losses, state): three steps on the same three batches."""
+def tiny_run(small_data_dir):
+  """(config, targets, batches): a one-block EMERT and three training batches."""
   config = tiny_config(small_data_dir)
   config.model.face_encoder.blocks = (1, 1, 1, 1)  # each mesh compiles its own step: keep it small
   config.model.transformer.depth = 1
   data = open_source(config.dataset, small_data_dir, prepare=False)
   targets = trainer.run_targets(config)
   ds = iter(pipeline.train_dataset(data, np.arange(len(data)), config, targets, seed=0))
-  batches = [next(ds) for _ in range(3)]
+  return config, targets, [next(ds) for _ in range(3)]
+
+
+@pytest.fixture(scope="module")
+def train(tiny_run):
+  """train(data, model, dtype) -> (losses, state): three steps on the same three batches."""
+  config, targets, batches = tiny_run
 
   @functools.cache
   def run(data_axis, model_axis, dtype="float32"):
     mesh = _mesh(data_axis, model_axis)
-    config.dtype = dtype
-    graphdef, _, state = trainer.init_state(config, head_sizes(targets), 0, 100, mesh)
+    c = config.copy_and_resolve_references()
+    c.dtype = dtype
+    graphdef, _, state = trainer.init_state(c, head_sizes(targets), 0, 100, mesh)
     with jax.set_mesh(mesh):
       step = steps.make_train_step(
         graphdef, dtype=jnp.dtype(dtype), alpha=0.01, beta=0.01, head_weights={}
@@ -94,7 +68,6 @@ def _path(keys):
   return "/".join(str(k.key) for k in keys if isinstance(k, jax.tree_util.DictKey))
 
 
-@fresh_process_only
 @pytest.mark.parametrize("shape", [(8, 1), (4, 2)])
 def test_meshes_give_the_single_device_loss_trajectory(train, shape):
   single, _ = train(1, 1)
@@ -111,7 +84,43 @@ def test_meshes_give_the_single_device_loss_trajectory(train, shape):
   assert conv1.addressable_shards[0].data.shape[-1] == conv1.shape[-1] // 2
 
 
-@fresh_process_only
+def _collectives_in_loops(hlo):
+  """Names of computations that run inside a while loop (directly or through calls) and hold
+  a collective."""
+  bodies = dict(re.findall(r"^(?:ENTRY )?(%\S+) .*?\{\n(.*?)\n\}", hlo, re.M | re.S))
+  callees = {
+    name: set(re.findall(r"(?:body|condition|calls|to_apply)=(%[\w.\-]+)", text))
+    for name, text in bodies.items()
+  }
+  pending = {b for text in bodies.values() for b in re.findall(r"body=(%[\w.\-]+)", text)}
+  inside = set()
+  while pending:
+    name = pending.pop()
+    if name not in inside:
+      inside.add(name)
+      pending |= callees.get(name, set())
+  collective = re.compile(
+    r"\b(all-reduce|all-gather|all-to-all|reduce-scatter|collective-permute)\("
+  )
+  return sorted(name for name in inside if collective.search(bodies.get(name, "")))
+
+
+def test_no_collective_runs_inside_a_time_loop(tiny_run):
+  # A collective per LSTM time step is slow everywhere, and on fake CPU devices two such loops
+  # running at once deadlocked the 4×2 step (each device waiting in a different collective).
+  config, targets, batches = tiny_run
+  mesh = _mesh(4, 2)
+  graphdef, _, state = trainer.init_state(config, head_sizes(targets), 0, 100, mesh)
+  with jax.set_mesh(mesh):
+    step = steps.make_train_step(
+      graphdef, dtype=jnp.float32, alpha=0.01, beta=0.01, head_weights={}
+    )
+    batch = pipeline.to_global(batches[0], mesh)
+    hlo = step.lower(state, batch, jnp.float32(1.0)).compile().as_text()
+  assert " while(" in hlo and "all-reduce(" in hlo  # the LSTMs' loops and the gradient sums
+  assert _collectives_in_loops(hlo) == []
+
+
 def test_bfloat16_computes_in_bf16_and_keeps_float32_state(train):
   fp32, _ = train(1, 1)
   bf16, state = train(1, 1, "bfloat16")

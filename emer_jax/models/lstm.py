@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 
 class LSTMLayer(nnx.Module):
@@ -20,7 +21,6 @@ class LSTMLayer(nnx.Module):
     self.hidden_kernel = uniform((hidden, 4 * hidden))
     self.input_bias = uniform((4 * hidden,))
     self.hidden_bias = uniform((4 * hidden,))
-    self.hidden = hidden
     self.dtype = dtype
 
   def __call__(self, x):
@@ -28,18 +28,33 @@ class LSTMLayer(nnx.Module):
     dtype = self.dtype
     w_ih, w_hh = self.input_kernel[...].astype(dtype), self.hidden_kernel[...].astype(dtype)
     bias = (self.input_bias[...] + self.hidden_bias[...]).astype(dtype)
-    gates_x = jnp.swapaxes(x.astype(dtype) @ w_ih + bias, 0, 1)
+    # Under a mesh, each device runs the recurrence over its own samples with whole weights,
+    # marked varying before the loop so that their gradient is summed over 'data' once, after
+    # it. Left to GSPMD, the time loop held collectives at every step (hidden axis split over
+    # 'model', gradient summed per step), and XLA:CPU deadlocked running two such loops at once.
+    mesh = jax.sharding.get_abstract_mesh()
+    if "data" in mesh.axis_names and x.shape[0] % mesh.shape["data"] == 0:
+      return jax.shard_map(
+        lambda x, *weights: _lstm(x, *(jax.lax.pcast(w, "data", to="varying") for w in weights)),
+        in_specs=(P("data"), P(), P(), P()),
+        out_specs=P("data"),
+      )(x.astype(dtype), w_ih, w_hh, bias)
+    return _lstm(x.astype(dtype), w_ih, w_hh, bias)
 
-    def step(carry, gx):
-      h, c = carry
-      i, f, g, o = jnp.split(gx + h @ w_hh, 4, axis=-1)
-      c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-      h = jax.nn.sigmoid(o) * jnp.tanh(c)
-      return (h, c), h
 
-    zeros = jnp.zeros((x.shape[0], self.hidden), dtype)
-    _, hs = jax.lax.scan(step, (zeros, zeros), gates_x)
-    return jnp.swapaxes(hs, 0, 1)
+def _lstm(x, w_ih, w_hh, bias):
+  gates_x = jnp.swapaxes(x @ w_ih + bias, 0, 1)
+
+  def step(carry, gx):
+    h, c = carry
+    i, f, g, o = jnp.split(gx + h @ w_hh, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return (h, c), h
+
+  zeros = jnp.zeros_like(gates_x[0, :, : w_hh.shape[0]])  # varying over 'data' like gates_x
+  _, hs = jax.lax.scan(step, (zeros, zeros), gates_x)
+  return jnp.swapaxes(hs, 0, 1)
 
 
 class LSTM(nnx.Module):
