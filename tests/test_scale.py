@@ -40,6 +40,15 @@ def tiny_run(small_data_dir):
   return config, targets, [next(ds) for _ in range(3)]
 
 
+def _train_step(config, targets, mesh):
+  """(step, state): the jitted train step and a fresh state laid out on `mesh`."""
+  graphdef, _, state = trainer.init_state(config, head_sizes(targets), 0, 100, mesh)
+  step = steps.make_train_step(
+    graphdef, dtype=jnp.dtype(config.dtype), alpha=0.01, beta=0.01, head_weights={}
+  )
+  return step, state
+
+
 @pytest.fixture(scope="module")
 def train(tiny_run):
   """train(data, model, dtype) -> (losses, state): three steps on the same three batches."""
@@ -50,11 +59,8 @@ def train(tiny_run):
     mesh = _mesh(data_axis, model_axis)
     c = config.copy_and_resolve_references()
     c.dtype = dtype
-    graphdef, _, state = trainer.init_state(c, head_sizes(targets), 0, 100, mesh)
+    step, state = _train_step(c, targets, mesh)
     with jax.set_mesh(mesh):
-      step = steps.make_train_step(
-        graphdef, dtype=jnp.dtype(dtype), alpha=0.01, beta=0.01, head_weights={}
-      )
       losses = []
       for batch in batches:
         state, metrics = step(state, pipeline.to_global(batch, mesh), jnp.float32(1.0))
@@ -110,11 +116,8 @@ def test_no_collective_runs_inside_a_time_loop(tiny_run):
   # running at once deadlocked the 4×2 step (each device waiting in a different collective).
   config, targets, batches = tiny_run
   mesh = _mesh(4, 2)
-  graphdef, _, state = trainer.init_state(config, head_sizes(targets), 0, 100, mesh)
+  step, state = _train_step(config, targets, mesh)
   with jax.set_mesh(mesh):
-    step = steps.make_train_step(
-      graphdef, dtype=jnp.float32, alpha=0.01, beta=0.01, head_weights={}
-    )
     batch = pipeline.to_global(batches[0], mesh)
     hlo = step.lower(state, batch, jnp.float32(1.0)).compile().as_text()
   assert " while(" in hlo and "all-reduce(" in hlo  # the LSTMs' loops and the gradient sums

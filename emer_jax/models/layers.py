@@ -13,15 +13,18 @@ torch_linear_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform"
 torch_conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
+def splits_over_data(x):
+  """Whether the current mesh has a 'data' axis that the leading (batch) axis of x divides."""
+  mesh = jax.sharding.get_abstract_mesh()
+  return "data" in mesh.axis_names and x.shape[0] % mesh.shape["data"] == 0
+
+
 def shard_batch(x):
   """Keeps the leading (batch) axis of an activation on mesh axis 'data', where there is one.
 
   Without it, GSPMD may follow a 'model'-sharded weight and re-layout large activations.
   """
-  mesh = jax.sharding.get_abstract_mesh()
-  if "data" not in mesh.axis_names or x.shape[0] % mesh.shape["data"]:
-    return x
-  return jax.lax.with_sharding_constraint(x, P("data"))
+  return jax.lax.with_sharding_constraint(x, P("data")) if splits_over_data(x) else x
 
 
 def linear(in_features, out_features, *, shard_out=False, use_bias=True, dtype, rngs):

@@ -5,6 +5,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
+from emer_jax.models.layers import splits_over_data
+
 
 class LSTMLayer(nnx.Module):
   """One LSTM layer over a whole sequence; two biases as in PyTorch so checkpoints map 1:1."""
@@ -32,14 +34,14 @@ class LSTMLayer(nnx.Module):
     # marked varying before the loop so that their gradient is summed over 'data' once, after
     # it. Left to GSPMD, the time loop held collectives at every step (hidden axis split over
     # 'model', gradient summed per step), and XLA:CPU deadlocked running two such loops at once.
-    mesh = jax.sharding.get_abstract_mesh()
-    if "data" in mesh.axis_names and x.shape[0] % mesh.shape["data"] == 0:
+    x = x.astype(dtype)
+    if splits_over_data(x):
       return jax.shard_map(
         lambda x, *weights: _lstm(x, *(jax.lax.pcast(w, "data", to="varying") for w in weights)),
         in_specs=(P("data"), P(), P(), P()),
         out_specs=P("data"),
-      )(x.astype(dtype), w_ih, w_hh, bias)
-    return _lstm(x.astype(dtype), w_ih, w_hh, bias)
+      )(x, w_ih, w_hh, bias)
+    return _lstm(x, w_ih, w_hh, bias)
 
 
 def _lstm(x, w_ih, w_hh, bias):
