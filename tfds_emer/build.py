@@ -4,27 +4,132 @@
       [--file_format=array_record|tfrecord]
 
 tfrecord (for `tfds.load`, tf.data) needs the `[tf]` extra; array_record does not.
+
+Builds into one data_dir take turns: a build waits while another process builds the same
+dataset there (lock file `<data_dir>/emer/<config>/<version>.lock`), then finds it built and
+reuses it. The temporary `incomplete.*` folders a killed build leaves are removed by the next.
 """
 
+import contextlib
+import datetime
+import shlex
+import shutil
+import sys
+import time
+
 import tensorflow_datasets as tfds
-from absl import app, flags
+from absl import app, flags, logging
 
 import tfds_emer  # noqa: F401 - registers `emer`
+from tfds_emer import locks
+from tfds_emer.release import ReleaseError
+
+_INFO = "dataset_info.json"  # TFDS writes it last, into its temporary folder
+
+
+class DatasetDamaged(RuntimeError):
+  """A dataset folder cannot be read; the message holds the command that rebuilds it."""
+
+
+def rebuild_command(builder) -> str:
+  """The shell command that moves `builder`'s dataset folder aside and builds it again."""
+  folder = builder.data_path
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  cfg = builder.builder_config
+  real = getattr(cfg, "sim", None) is None
+  args = [f"--config={cfg.name}"] + (["--manual_dir=RELEASE"] if real else [])
+  args.append(f"--data_dir={shlex.quote(str(builder.data_dir_root))}")
+  if folder.exists() and any(".tfrecord" in p.name for p in folder.iterdir()):
+    args.append("--file_format=tfrecord")
+  command = (
+    f"mv {shlex.quote(str(folder))} {shlex.quote(f'{folder}.broken-{stamp}')} && "
+    f"python -m tfds_emer.build {' '.join(args)}"
+  )
+  return command + ("   (RELEASE: the unpacked EMER release)" if real else "")
+
+
+def is_built(builder) -> bool:
+  """Whether `builder`'s dataset is built; raises DatasetDamaged for a half-present folder."""
+  folder = builder.data_path
+  if not folder.exists():
+    return False
+  if not (folder / _INFO).exists():
+    raise DatasetDamaged(
+      f"{folder} holds no {_INFO}: the dataset {builder.info.full_name} was not built there "
+      f"(or was damaged). Move it aside and build it again:\n  {rebuild_command(builder)}"
+    )
+  return True
+
+
+@contextlib.contextmanager
+def _turn(path: str, what: str):
+  """Holds the lock `path`, waiting while another process holds it."""
+  with contextlib.ExitStack() as stack:
+    said = False
+    while True:
+      try:
+        stack.enter_context(locks.exclusive(path, what))
+        break
+      except locks.LockHeld as e:
+        if not said:
+          logging.warning("%s Waiting until it is done.", e)
+          said = True
+        time.sleep(1.0)
+    yield
+
+
+def _remove_unfinished(builder) -> None:
+  """Removes the `incomplete.*` folders TFDS leaves when a build is killed (no user data)."""
+  stale = sorted(builder.data_path.parent.glob(f"incomplete.*_{builder.version}"))
+  for folder in stale:
+    shutil.rmtree(folder)
+  if stale:
+    logging.warning(
+      "Removed %d unfinished build folder(s) of %s left by a build that was stopped (TFDS "
+      "temporary folders, nothing else): %s",
+      len(stale),
+      builder.info.full_name,
+      ", ".join(str(f) for f in stale),
+    )
+
+
+def prepare(builder, manual_dir=None, file_format="array_record"):
+  """Builds `builder`'s dataset unless it is built; returns a builder that reads it.
+
+  Waits while another process builds it into the same data_dir, and then uses that build.
+  """
+  if not is_built(builder):
+    _build_once(builder, manual_dir, file_format)
+  return type(builder)(
+    data_dir=builder.data_dir_root, config=builder.builder_config, version=str(builder.version)
+  )
+
+
+def _build_once(builder, manual_dir, file_format) -> None:
+  lock = str(builder.data_path.parent / f"{builder.version}.lock")
+  with _turn(lock, f"the build of {builder.info.full_name} in {builder.data_dir_root}"):
+    if is_built(builder):  # built by the process we waited for
+      logging.info("%s was built by another process; using it.", builder.info.full_name)
+    else:
+      _remove_unfinished(builder)
+      builder.download_and_prepare(
+        file_format=file_format,
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
+      )
 
 
 def build(config: str, data_dir=None, manual_dir=None, file_format="array_record"):
   builder = tfds.builder(f"emer/{config}", data_dir=data_dir, file_format=file_format)
-  builder.download_and_prepare(
-    file_format=file_format,
-    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
-  )
-  return builder
+  return prepare(builder, manual_dir, file_format)
 
 
 def main(argv):
   del argv
   f = flags.FLAGS
-  builder = build(f.config, f.data_dir, f.manual_dir, f.file_format)
+  try:
+    builder = build(f.config, f.data_dir, f.manual_dir, f.file_format)
+  except (DatasetDamaged, ReleaseError) as e:
+    sys.exit(f"{type(e).__name__}: {e}")
   n = builder.info.splits["train"].num_examples
   print(f"Built {builder.info.full_name}: {n} samples in {builder.data_dir}")
 

@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from emer_jax.protocols import EMOTIONS, POLARITIES
 from tfds_emer import eye_export, release
@@ -17,7 +18,7 @@ from tfds_emer.release import ReleaseError
 from tfds_emer.sim.config import SimConfig
 from tfds_emer.sim.labels import STIMULI
 from tfds_emer.sim.samples import EmerSim
-from tfds_emer.stats import RunningStats
+from tfds_emer.stats import RunningStats, check_finite
 from tfds_emer.validate import validate
 
 _FACE_SIZE = 112
@@ -118,6 +119,8 @@ class Emer(tfds.core.GeneratorBasedBuilder):
     if cfg.sim is not None:
       return {"train": self._generate_examples(self._sim_examples(cfg), eye_export.COLUMNS)}
     report = validate(dl_manager.manual_dir, cfg.face_frames, progress=True)
+    for warning in report.warnings:
+      logging.warning(warning)
     if not report.ok:
       raise ReleaseError(report.problems)
     return {
@@ -127,6 +130,7 @@ class Emer(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, examples, eye_columns):
     eye_stats, gaze_stats = RunningStats(eye_export.NUM_COLUMNS), RunningStats(2)
     for key, example in examples:
+      check_finite(example["eye"], eye_columns, f"sample {key}: eye")
       eye_stats.add(example["eye"])
       gaze_stats.add(example["gaze"])
       yield key, example

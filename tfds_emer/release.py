@@ -2,11 +2,12 @@
 
 Accepted forms (see tfds_emer/README.md):
 - `EMER_label.xlsx`: the canonical columns (`release_layout.LABEL_COLUMNS`) or aliases such as
-  `id`/`sample`, `ER emotion`, `FER valence`, or unprefixed `Emotion, Valence, …` given once
-  per view (first ER, then FER); classes as names (with aliases like `happy`) or 0-based
-  indices in `EMOTIONS`/`POLARITIES` order.
-- `emer_set.txt`: `<ID> set3` (or `<ID><TAB>set3`, `<ID>,3`) per line; `set3: id, id, …` per
-  fold; or a `set3` header line followed by its IDs.
+  `id`/`sample`, `ER emotion`, `FER valence` (an unprefixed `Intensity` is FER's: only FER has
+  one); each exactly once. Columns without an ER/FER prefix (`Emotion`, `Valence`, …) are never
+  assigned to a view by their order: name the view, or map them in the mapping file. Classes
+  as names (with aliases like `happy`) or 0-based indices in `EMOTIONS`/`POLARITIES` order.
+- `emer_set.txt` (UTF-8, with or without a byte-order mark): `<ID> set3` (or `<ID><TAB>set3`,
+  `<ID>,3`) per line; `set3: id, id, …` per fold; or a `set3` header line followed by its IDs.
 - `emer_mapping.json` (optional): {"label_columns": {canonical: header}, "class_index_base": 1,
   "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}, "screen_px": [w, h]}
   overrides detection and defaults.
@@ -62,49 +63,97 @@ def _norm(header) -> str:
   return re.sub(r"[^a-z0-9]", "", str(header).lower())
 
 
+def read_text(path: pathlib.Path) -> str:
+  """A UTF-8 text file, with or without a byte-order mark; raises ReleaseError naming it if not."""
+  try:
+    return path.read_text(encoding="utf-8-sig")
+  except UnicodeDecodeError as e:
+    utf16 = e.object[:2] in (b"\xff\xfe", b"\xfe\xff")
+    raise ReleaseError(
+      [
+        f"{path}: not UTF-8 text{' (it is UTF-16)' if utf16 else ''}: byte {e.start} "
+        f"({e.object[e.start : e.start + 1]!r}) {e.reason}; expected UTF-8 (with or without a "
+        "byte-order mark): save it as UTF-8."
+      ]
+    ) from e
+
+
 def load_mapping(manual_dir: pathlib.Path) -> dict:
   path = manual_dir / layout.MAPPING_FILE
   if not path.exists():
     return {}
   try:
-    return json.loads(path.read_text())
+    return json.loads(read_text(path))
   except json.JSONDecodeError as e:
     raise ReleaseError([f"{path}: not valid JSON ({e})."]) from e
 
 
+def _base(header) -> str:
+  """`header` normalised, without the `.1` pandas appends to a repeated header."""
+  return _norm(re.sub(r"\.\d+$", "", str(header)))
+
+
+def _copies(header, headers) -> list:
+  """`header` and pandas' renamed repeats of it (`X.1`, `X.2`, …)."""
+  again = re.compile(re.escape(str(header)) + r"\.\d+")
+  return [h for h in headers if h == header or again.fullmatch(str(h))]
+
+
 def map_label_columns(headers, mapping: dict, where: str) -> dict:
-  """Canonical column → header in the sheet; raises naming what was found and expected."""
+  """Canonical column → header in the sheet; raises naming what was found and expected.
+
+  A canonical name (any spelling) wins over its aliases; a column given twice, or several
+  aliases of one column with no canonical one, is a defect. Unprefixed view columns
+  (`Emotion`, `Valence`, …) are never assigned by their order.
+  """
+  headers = list(headers)
   given = mapping.get("label_columns", {})
-  found = {}
+  found, problems, unprefixed, duplicated = {}, [], [], set()
   for canon in layout.LABEL_COLUMNS:
     if canon in given:
-      found[canon] = given[canon]
-      continue
-    if canon == "ID":
-      hit = next((h for h in headers if _norm(h) in _ID_ALIASES), None)
+      hits = [given[canon]] if given[canon] in headers else []
     else:
-      view, kind = canon.split("_", 1)
-      keys = {_norm(view) + a for a in _GENERIC[kind]}
-      hit = next((h for h in headers if _norm(h) in keys), None)
-      if hit is None:
-        # Unprefixed headers given once per view (pandas renames the repeat `Valence.1`).
-        plain = [h for h in headers if _norm(re.sub(r"\.\d+$", "", str(h))) in _GENERIC[kind]]
-        if len(plain) == 2:
-          hit = plain[0 if view == "ER" else 1]
-        elif len(plain) == 1 and kind == "intensity":
-          hit = plain[0]
-    if hit is not None:
-      found[canon] = hit
-  missing = [c for c in layout.LABEL_COLUMNS if c not in found]
-  absent = [f"{c}->{found[c]!r}" for c in found if found[c] not in list(headers)]
-  if missing or absent:
-    raise ReleaseError(
-      [
-        f"{where}: cannot map label column(s) {missing + absent}; found columns "
-        f"{[str(h) for h in headers]}; expected {list(layout.LABEL_COLUMNS)} or their aliases "
-        f"(or a 'label_columns' entry in {layout.MAPPING_FILE})."
-      ]
+      if canon == "ID":
+        aliases = set(_ID_ALIASES)
+      else:
+        view, kind = canon.split("_", 1)
+        aliases = {_norm(view) + a for a in _GENERIC[kind]}
+      hits = [h for h in headers if _base(h) == _norm(canon)]
+      hits = hits or [h for h in headers if _base(h) in aliases]
+      if not hits and canon != "ID":
+        plain = [h for h in headers if _base(h) in _GENERIC[kind]]
+        if kind == "intensity" and len(plain) == 1:
+          hits = plain  # only FER has an intensity
+        else:
+          unprefixed += [h for h in plain if h not in unprefixed]
+    copies = list(dict.fromkeys(c for h in hits for c in _copies(h, headers)))
+    if len(copies) > 1:
+      duplicated.add(canon)
+      problems.append(
+        f"{where}: {canon} is given by {len(copies)} columns {[str(c) for c in copies]}; "
+        f"expected exactly one (remove the others, or name the one to use under "
+        f"'label_columns' in {layout.MAPPING_FILE})."
+      )
+    elif hits:
+      found[canon] = hits[0]
+  if unprefixed:
+    problems.append(
+      f"{where}: column(s) {[str(h) for h in unprefixed]} have no ER/FER prefix, so which "
+      f"view each holds is unknown (columns are never assigned by their order); rename them "
+      f"(e.g. ER_valence, FER_valence) or map them under 'label_columns' in "
+      f"{layout.MAPPING_FILE}."
     )
+  missing = [c for c in layout.LABEL_COLUMNS if c not in found and c not in duplicated]
+  if missing:
+    absent = {c: given[c] for c in missing if c in given}
+    problems.append(
+      f"{where}: cannot map label column(s) {missing}"
+      + (f" (mapped to absent headers {absent})" if absent else "")
+      + f"; found columns {[str(h) for h in headers]}; expected {list(layout.LABEL_COLUMNS)} "
+      f"or their aliases (or a 'label_columns' entry in {layout.MAPPING_FILE})."
+    )
+  if problems:
+    raise ReleaseError(problems)
   return found
 
 
@@ -165,7 +214,7 @@ def read_labels(manual_dir: pathlib.Path, mapping: dict, problems: list, warning
     if pd.isna(raw_id):
       problems.append(f"{path} row {row}: empty ID.")
       continue
-    sid = str(raw_id).strip()
+    sid = str(raw_id).strip().lstrip("\ufeff")
     where = f"{path} row {row} (ID {sid})"
     if sid in labels:
       problems.append(f"{where}: duplicate ID; it is already labelled on an earlier row.")
@@ -246,6 +295,11 @@ def read_folds(manual_dir: pathlib.Path, mapping: dict, problems: list) -> dict:
   if not path.exists():
     problems.append(f"{path}: missing; expected the fold file {layout.SET_FILE}.")
     return {}
+  try:
+    text = read_text(path)
+  except ReleaseError as e:
+    problems.extend(e.problems)
+    return {}
   folds, current = {}, None
 
   def assign(sid, fold, lineno):
@@ -256,7 +310,7 @@ def read_folds(manual_dir: pathlib.Path, mapping: dict, problems: list) -> dict:
       )
     folds[sid] = fold
 
-  for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+  for lineno, line in enumerate(text.splitlines(), start=1):
     line = line.strip()
     if not line or line.startswith("#"):
       continue
@@ -367,8 +421,14 @@ def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
   return EyeExport(values, gaze_cols, ts, tuple(str(c) for c in numeric), dropped)
 
 
-def _read_video(path: pathlib.Path) -> list:
+# A video decoding fewer than this share of the frames its header declares is a defect; one
+# decoding fewer than all of them is a warning (its frames are sampled from what decodes).
+MIN_DECODED_SHARE = 0.9
+
+
+def _read_video(path: pathlib.Path, warnings: list | None) -> list:
   cap = cv2.VideoCapture(str(path))
+  declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
   frames = []
   while cap.isOpened():
     ok, frame = cap.read()
@@ -378,14 +438,41 @@ def _read_video(path: pathlib.Path) -> list:
   cap.release()
   if not frames:
     raise ReleaseError([f"{path}: unreadable face video (no frame could be decoded)."])
+  if len(frames) < declared:
+    short = f"{path}: {len(frames)} of the {declared} frames its header declares decode"
+    if len(frames) < MIN_DECODED_SHARE * declared:
+      raise ReleaseError(
+        [
+          f"{short} ({len(frames) / declared:.0%}, under {MIN_DECODED_SHARE:.0%}); the video "
+          f"is truncated or damaged: replace it, or give its aligned frames in "
+          f"'{layout.FACE_FRAMES_DIR}/{path.stem}/'."
+        ]
+      )
+    if warnings is not None:
+      warnings.append(f"{short}; frames are sampled from those that do.")
   return frames
 
 
-def read_faces(frame_dir: pathlib.Path | None, video: pathlib.Path | None, num: int, size=112):
-  """`num` RGB frames (num, size, size, 3) sampled uniformly from frames or the video."""
+def _natural_key(path: pathlib.Path):
+  """`2.jpg` before `10.jpg`: digit runs compare as numbers."""
+  return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def read_faces(
+  frame_dir: pathlib.Path | None,
+  video: pathlib.Path | None,
+  num: int,
+  size=112,
+  warnings: list | None = None,
+):
+  """`num` RGB frames (num, size, size, 3) sampled uniformly from frames or the video.
+
+  Frames are taken in natural order of their names; `warnings` collects a video's shortfall.
+  """
   files = []
   if frame_dir is not None and frame_dir.is_dir():
-    files = sorted(p for p in frame_dir.iterdir() if p.suffix.lower() in layout.FRAME_SUFFIXES)
+    files = [p for p in frame_dir.iterdir() if p.suffix.lower() in layout.FRAME_SUFFIXES]
+    files.sort(key=_natural_key)
   if files:
     idx = np.round(np.linspace(0, len(files) - 1, num)).astype(int)
     frames = []
@@ -395,7 +482,7 @@ def read_faces(frame_dir: pathlib.Path | None, video: pathlib.Path | None, num: 
         raise ReleaseError([f"{files[i]}: unreadable face frame."])
       frames.append(img)
   elif video is not None:
-    decoded = _read_video(video)
+    decoded = _read_video(video, warnings)
     idx = np.round(np.linspace(0, len(decoded) - 1, num)).astype(int)
     frames = [decoded[i] for i in idx]
   else:

@@ -2,6 +2,22 @@
 
 import numpy as np
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_finite(rows: np.ndarray, columns, where: str) -> None:
+  """Raises ValueError naming `where`, the column, the row and the value of the first cell that
+  is non-finite or beyond float32 (it would make the statistics, and training, non-finite)."""
+  rows = np.asarray(rows)
+  bad = ~np.isfinite(rows) | (np.abs(rows.astype(np.float64)) > _FLOAT32_MAX)
+  if bad.any():
+    r, c = np.argwhere(bad)[0]
+    raise ValueError(
+      f"{where}: {columns[c]!r} in row {r} (0-based, after invalid-row handling) is "
+      f"{rows[r, c]}, {int(bad.sum())} cell(s) in all; expected finite float32 values "
+      f"(|x| <= {_FLOAT32_MAX:.4g}). Correct or empty those cells in the source."
+    )
+
 
 class RunningStats:
   """Exact mean/std over all rows of many arrays (float64 sums)."""
@@ -18,8 +34,14 @@ class RunningStats:
     self.sumsq += np.square(rows).sum(0)
 
   def mean_std(self) -> tuple[list[float], list[float]]:
-    """Mean and std per column; a constant column gets std 1 so normalising leaves it finite."""
+    """Mean and std per column; a constant column gets std 1 so normalising leaves it finite.
+
+    Raises ValueError if a statistic is non-finite or beyond float32 (rows added unchecked).
+    """
     mean = self.sum / max(self.n, 1)
     std = np.sqrt(np.maximum(self.sumsq / max(self.n, 1) - mean**2, 0))
     std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1), std, 1.0)
+    for name, value in (("mean", mean), ("std", std)):
+      if not (np.isfinite(value) & (np.abs(value) <= _FLOAT32_MAX)).all():
+        raise ValueError(f"non-finite or beyond-float32 {name} {value.tolist()}; not written.")
     return mean.tolist(), std.tolist()

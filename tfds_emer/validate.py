@@ -2,8 +2,11 @@
 
   python -m tfds_emer.validate --manual_dir=DIR [--face_frames=32] [--shallow]
 
-Every defect is reported with the file or sample it concerns and what was expected; the
-command exits with status 1 if there is any. The `real` builder runs the same checks first.
+The report has three parts: information (what the release holds), warnings (read, but worth a
+look: kept as given or left out) and defects (the build would stop). Every warning and defect
+names the file or sample it concerns and what was expected. It ends with one summary line,
+`OK: …` or `FAILED: …`; the command exits with status 1 only if there is a defect. The `real`
+builder runs the same checks first.
 """
 
 import collections
@@ -35,7 +38,7 @@ class Report:
   samples: dict = dataclasses.field(default_factory=dict)  # ID -> SampleFiles
   problems: list = dataclasses.field(default_factory=list)
   warnings: list = dataclasses.field(default_factory=list)
-  missing: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  faces: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   dropped_columns: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   eye_columns: tuple = ()
   eye_rows: list = dataclasses.field(default_factory=list)
@@ -47,39 +50,62 @@ class Report:
 
   def text(self) -> str:
     labels = [s.label for s in self.samples.values()]
-    out = [f"EMER release at {self.manual_dir}", f"samples: {len(labels)}"]
-    out.append(f"subjects: {len({lab.subject_id for lab in labels})}")
-    if self.missing:
-      out.append("missing modalities: " + ", ".join(f"{k}: {v}" for k, v in self.missing.items()))
+    info = [f"samples: {len(labels)}", f"subjects: {len({lab.subject_id for lab in labels})}"]
+    if self.faces:
+      info.append(
+        f"faces: aligned frames for {self.faces['aligned frames']} samples, face video for "
+        f"{self.faces['face video']} (aligned frames are used where there are both)"
+      )
     if self.dropped_columns:
       cols = ", ".join(f"{k!r} ({v} files)" for k, v in sorted(self.dropped_columns.items()))
-      out.append(f"unmapped (non-numeric) eye columns, left out: {cols}")
+      info.append(f"text eye columns, left out: {cols}")
     if self.eye_rows:
-      out.append(
+      info.append(
         f"eye rows per sample: min {min(self.eye_rows)}, median {int(np.median(self.eye_rows))}, "
         f"max {max(self.eye_rows)}; invalid gaze rows: {100 * np.mean(self.invalid_share):.1f}%"
       )
     for view in ("er", "fer"):
       counts = collections.Counter(EMOTIONS[getattr(lab, f"{view}_emotion")] for lab in labels)
-      out.append(f"{view.upper()} 7-class: " + ", ".join(f"{e} {counts[e]}" for e in EMOTIONS))
+      info.append(f"{view.upper()} 7-class: " + ", ".join(f"{e} {counts[e]}" for e in EMOTIONS))
       for dim in ("valence", "arousal") + (("intensity",) if view == "fer" else ()):
         vals = [getattr(lab, f"{view}_{dim}") for lab in labels]
         if vals:
-          out.append(f"{view.upper()} {dim}: [{min(vals):g}, {max(vals):g}]")
+          info.append(f"{view.upper()} {dim}: [{min(vals):g}, {max(vals):g}]")
     folds = collections.defaultdict(list)
     for lab in labels:
       folds[lab.fold].append(lab.subject_id)
     for fold in sorted(folds):
-      out.append(f"set{fold}: {len(folds[fold])} samples, {len(set(folds[fold]))} subjects")
+      info.append(f"set{fold}: {len(folds[fold])} samples, {len(set(folds[fold]))} subjects")
     subject_folds = collections.defaultdict(set)
     for lab in labels:
       subject_folds[lab.subject_id].add(lab.fold)
     spread = sum(len(f) > 1 for f in subject_folds.values())
-    out.append(f"subjects in more than one fold: {spread}")
-    out += [f"WARNING {w}" for w in self.warnings]
-    out += [f"ERROR {p}" for p in self.problems]
-    out.append("OK" if self.ok else f"{len(self.problems)} defect(s): the build would stop.")
+    info.append(
+      f"subjects in more than one fold: {spread} of {len(subject_folds)}"
+      + (
+        " (the release's folds do not separate subjects; the 'subject' folds of our protocols do)"
+        if spread
+        else ""
+      )
+    )
+    out = [f"EMER release at {self.manual_dir}", "information:"] + [f"  {x}" for x in info]
+    for name, items in (("warnings", self.warnings), ("defects", self.problems)):
+      if items:
+        out += [f"{name} ({len(items)}):"] + [f"  {x}" for x in items]
+    out.append(self.summary())
     return "\n".join(out)
+
+  def summary(self) -> str:
+    counts = f"{_count(len(self.problems), 'defect')}, {_count(len(self.warnings), 'warning')}"
+    if self.ok:
+      return f"OK: {_count(len(self.samples), 'sample')}, {counts}"
+    return (
+      f"FAILED: {_count(len(self.samples), 'readable sample')}, {counts}; the build would stop."
+    )
+
+
+def _count(n: int, noun: str) -> str:
+  return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=False) -> Report:
@@ -114,7 +140,6 @@ def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=Fals
     ok = True
     eye = release.find_file(eye_dir, sid, layout.EYE_SUFFIXES, report.problems)
     if eye is None:
-      report.missing["eye"] += 1
       if eye_dir.is_dir():
         report.problems.append(
           f"{eye_dir}: no eye export for sample {sid}; expected {sid}.xlsx, .tsv or .csv."
@@ -140,13 +165,11 @@ def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=Fals
     frame_dir = root / layout.FACE_FRAMES_DIR / sid
     frame_dir = frame_dir if frame_dir.is_dir() else None
     video = release.find_file(root / layout.FACE_VIDEO_DIR, sid, layout.VIDEO_SUFFIXES, [])
-    if frame_dir is None:
-      report.missing["face frames"] += 1
-    if video is None:
-      report.missing["face video"] += 1
+    report.faces["aligned frames"] += frame_dir is not None
+    report.faces["face video"] += video is not None
     if deep or (frame_dir is None and video is None):
       try:
-        release.read_faces(frame_dir, video, face_frames)
+        release.read_faces(frame_dir, video, face_frames, warnings=report.warnings)
       except release.ReleaseError as e:
         report.problems.extend(f"sample {sid}: {p}" for p in e.problems)
         ok = False

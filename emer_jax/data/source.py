@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 import tfds_emer  # noqa: F401  (registers `emer`)
+from tfds_emer import build as emer_build
 
 # Per-sample fields small enough to hold in memory for splitting and reporting.
 INDEX_FIELDS = ("sample_id", "subject_id", "fold")
@@ -61,20 +62,24 @@ class CachedSource:
 def prepared_builder(name: str, data_dir: str, *, prepare: bool = True):
   """The TFDS builder of `name` (e.g. 'emer/synthetic_small'), built if it is synthetic.
 
-  A synthetic config that is not built yet is built first (array_record, with a progress bar);
-  the real release must be built by the user with `python -m tfds_emer.build`.
+  A synthetic config that is not built yet is built first (array_record, with a progress bar;
+  a second process building it into the same data_dir waits and then uses that build); the
+  real release must be built by the user with `python -m tfds_emer.build`. A damaged dataset
+  folder raises DatasetDamaged with the command that rebuilds it.
   """
   data_dir = resolve_data_dir(data_dir)
   builder = tfds.builder(name, data_dir=data_dir)
-  if not builder.is_prepared():
-    if not (prepare and builder.builder_config.name.startswith("synthetic")):
-      raise FileNotFoundError(
-        f"Dataset {name!r} is not prepared in {data_dir}. Build it first with "
-        f"`python -m tfds_emer.build --config={builder.builder_config.name} "
-        f"--manual_dir=<EMER release> --data_dir={data_dir}`."
-      )
-    builder.download_and_prepare(file_format="array_record")
-  return builder
+  if emer_build.is_built(builder):
+    return builder
+  cfg = builder.builder_config.name
+  if not (prepare and cfg.startswith("synthetic")):
+    manual = " --manual_dir=RELEASE" if cfg == "real" else ""
+    raise FileNotFoundError(
+      f"Dataset {name!r} is not prepared in {data_dir}. Build it first with "
+      f"`python -m tfds_emer.build --config={cfg}{manual} --data_dir={data_dir}`"
+      + (" (RELEASE: the unpacked EMER release)." if manual else ".")
+    )
+  return emer_build.prepare(builder, file_format="array_record")
 
 
 def open_source(
@@ -88,17 +93,29 @@ def open_source(
   source = builder.as_data_source(split="train")
   if cache:
     source = CachedSource(source)
-  return EmerSource(source, dict(builder.info.metadata or {}), _read_index(source, builder.info))
+  return EmerSource(source, dict(builder.info.metadata or {}), _read_index(source, builder))
 
 
-def _read_index(source, info) -> dict:
+def _read_sample(source, i: int, builder):
+  try:
+    return source[i]
+  except Exception as e:  # noqa: BLE001 - any stored sample that cannot be read means damage
+    raise emer_build.DatasetDamaged(
+      f"{builder.data_dir}: sample {i} of {builder.info.full_name} cannot be read "
+      f"({type(e).__name__}: {e}). The dataset files are damaged; move them aside and build "
+      f"them again:\n  {emer_build.rebuild_command(builder)}"
+    ) from e
+
+
+def _read_index(source, builder) -> dict:
   """Reads the small per-sample fields (ids, folds, labels) of every sample."""
+  info = builder.info
   names = list(INDEX_FIELDS) + [
     name
     for name, feature in info.features.items()
     if not feature.shape and name not in INDEX_FIELDS
   ]
-  rows = [source[i] for i in range(len(source))]
+  rows = [_read_sample(source, i, builder) for i in range(len(source))]
   index = {}
   for name in dict.fromkeys(names):
     values = [row[name] for row in rows]
