@@ -24,7 +24,8 @@ def test_fake_release_validate_build(tmp_path):
   assert len(list((release / layout.EYE_DIR).glob("*.tsv"))) == 2
   out = _run("tfds_emer.validate", f"--manual_dir={release}", "--face_frames=4")
   assert out.returncode == 0, out.stdout + out.stderr
-  assert "samples: 2" in out.stdout and out.stdout.rstrip().endswith("OK")
+  assert "samples: 2" in out.stdout
+  assert out.stdout.rstrip().endswith("OK: 2 samples, 0 defects, 0 warnings")
   out = _run(
     "tfds_emer.build", "--config=real", f"--manual_dir={release}", f"--data_dir={tmp_path / 'data'}"
   )
@@ -32,7 +33,8 @@ def test_fake_release_validate_build(tmp_path):
   assert "Built emer/real/1.0.0: 2 samples" in out.stdout
   (release / layout.SET_FILE).write_text("nonsense line here\n")
   out = _run("tfds_emer.validate", f"--manual_dir={release}", "--face_frames=4")
-  assert out.returncode == 1 and "ERROR" in out.stdout and "cannot parse" in out.stdout
+  assert out.returncode == 1 and "defects (1):" in out.stdout and "cannot parse" in out.stdout
+  assert out.stdout.rstrip().endswith("1 defect, 0 warnings; the build would stop.")
 
 
 def test_draw(tmp_path):

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -108,22 +109,28 @@ def test_alias_prefixed_headers(sheet):
   assert _labels(root) == want
 
 
-def test_alias_unprefixed_headers_once_per_view(sheet):
-  root, table, want = sheet
-  table.columns = [
-    "Sample",
-    "Emotion",
-    "3class",
-    "Valence",
-    "Arousal",
-    "Emotion",
-    "3class",
-    "Valence",
-    "Arousal",
-    "Intensity",
-  ]
+def _label_problems(root):
+  problems = []
+  release.read_labels(root, release.load_mapping(root), problems, [])
+  return problems
+
+
+def test_unprefixed_headers_are_never_assigned_by_order(sheet):
+  root, table, _ = sheet
+  table.columns = ["Sample", *["Emotion", "3class", "Valence", "Arousal"] * 2, "Intensity"]
   _write_sheet(root, table)
-  assert _labels(root) == want
+  (problem,) = [p for p in _label_problems(root) if "no ER/FER prefix" in p]
+  assert str(root / layout.LABEL_FILE) in problem
+  assert "['Emotion', 'Emotion.1', '3class', '3class.1', 'Valence', 'Valence.1'," in problem
+  assert "never assigned by their order" in problem and "label_columns" in problem
+
+
+def test_duplicated_canonical_header_is_a_defect(sheet):
+  root, table, _ = sheet
+  _write_sheet(root, pd.concat([table, table[["ER_valence"]] * 0], axis=1))
+  (problem,) = _label_problems(root)
+  assert problem.startswith(f"{root / layout.LABEL_FILE}: ER_valence is given by 2 columns")
+  assert "['ER_valence', 'ER_valence.1']; expected exactly one" in problem
 
 
 def test_alias_class_indices_and_names(sheet):
@@ -183,6 +190,30 @@ def test_fold_mapping_file(tmp_path):
   assert _folds(tmp_path, "") == {"a_film_sad": 4}
 
 
+def test_fold_file_and_mapping_with_a_byte_order_mark(tmp_path):
+  (tmp_path / layout.MAPPING_FILE).write_text('{"class_index_base": 1}', encoding="utf-8-sig")
+  assert release.load_mapping(tmp_path) == {"class_index_base": 1}
+  assert _folds(tmp_path, "\ufeffa_film_sad set1\n") == {"a_film_sad": 1}
+
+
+def test_utf16_fold_file_names_itself_and_the_encoding(tmp_path):
+  path = tmp_path / layout.SET_FILE
+  path.write_text("a_film_sad set1\n", encoding="utf-16")
+  problems = []
+  assert release.read_folds(tmp_path, {}, problems) == {}
+  assert problems == [
+    f"{path}: not UTF-8 text (it is UTF-16): byte 0 (b'\\xff') invalid start byte; expected "
+    "UTF-8 (with or without a byte-order mark): save it as UTF-8."
+  ]
+
+
+def test_frames_in_natural_order(tmp_path):
+  for i in range(12):  # frame i is grey level 20 * i; `10.jpg` sorts before `2.jpg` as text
+    cv2.imwrite(str(tmp_path / f"{i}.jpg"), np.full((8, 8, 3), 20 * i, np.uint8))
+  faces = release.read_faces(tmp_path, None, 12, size=8)
+  np.testing.assert_allclose(faces.mean(axis=(1, 2, 3)), 20 * np.arange(12), atol=2)
+
+
 # --- malformed releases: each defect must produce its own message ---------------------------
 
 SMALL = SimConfig(seed=5, num_subjects=1, num_samples=3)
@@ -216,6 +247,19 @@ def _set(table, col, value):
 def _blank_gaze(table):
   table.loc[:, ["Gaze point X", "Gaze point Y"]] = np.nan
   return table
+
+
+def _truncated_video(root, sid, keep):
+  """Replaces `sid`'s faces by a 20-frame AVI cut to `keep` of its bytes (its header intact)."""
+  shutil.rmtree(root / layout.FACE_FRAMES_DIR / sid)
+  (root / layout.FACE_VIDEO_DIR / f"{sid}.mp4").unlink()
+  path = root / layout.FACE_VIDEO_DIR / f"{sid}.avi"
+  writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
+  for frame in np.random.default_rng(0).integers(0, 255, (20, 32, 32, 3), dtype=np.uint8):
+    writer.write(frame)
+  writer.release()
+  path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+  return path
 
 
 DEFECTS = {
@@ -315,6 +359,20 @@ DEFECTS = {
     ),
     "unreadable face video",
   ),
+  "truncated video": (
+    lambda r, ids: _truncated_video(r, ids[0], 0.4),
+    "{id0}.avi: only 5 of the 20 frames its header declares decode (25%, under 90%)",
+  ),
+  "duplicated label header": (
+    lambda r, ids: _edit_sheet(r, lambda t: pd.concat([t, t[["FER_7class"]]], axis=1)),
+    "FER_7class is given by 2 columns ['FER_7class', 'FER_7class.1']",
+  ),
+  "UTF-16 fold file": (
+    lambda r, ids: (r / layout.SET_FILE).write_text(
+      (r / layout.SET_FILE).read_text(), encoding="utf-16"
+    ),
+    "emer_set.txt: not UTF-8 text (it is UTF-16)",
+  ),
   "unreadable frame": (
     lambda r, ids: (r / layout.FACE_FRAMES_DIR / ids[0] / "00000.jpg").write_bytes(b"garbage"),
     "unreadable face frame",
@@ -345,6 +403,19 @@ def test_malformed_release(broken, defect):
   report = validate(root, face_frames=4)
   assert not report.ok
   assert any(message in p for p in report.problems), report.problems
+
+
+def test_video_short_of_its_header_is_a_warning_in_validate_and_build(broken, tmp_path, caplog):
+  root, ids = broken
+  path = _truncated_video(root, ids[0], 0.95)
+  report = validate(root, face_frames=4)
+  assert report.ok, report.problems
+  want = f"{path}: only 19 of the 20 frames its header declares decode; frames are sampled"
+  assert [w for w in report.warnings if want in w], report.warnings
+  assert report.text().endswith("OK: 3 samples, 0 defects, 1 warning")
+  with caplog.at_level("WARNING"):
+    _build(tmp_path / "data", "real_test", manual_dir=root)
+  assert want in caplog.text
 
 
 def test_failed_build_leaves_nothing(broken, tmp_path):

@@ -214,7 +214,7 @@ def read_labels(manual_dir: pathlib.Path, mapping: dict, problems: list, warning
     if pd.isna(raw_id):
       problems.append(f"{path} row {row}: empty ID.")
       continue
-    sid = str(raw_id).strip().lstrip("\ufeff")
+    sid = str(raw_id).strip()
     where = f"{path} row {row} (ID {sid})"
     if sid in labels:
       problems.append(f"{where}: duplicate ID; it is already labelled on an earlier row.")
@@ -439,7 +439,7 @@ def _read_video(path: pathlib.Path, warnings: list | None) -> list:
   if not frames:
     raise ReleaseError([f"{path}: unreadable face video (no frame could be decoded)."])
   if len(frames) < declared:
-    short = f"{path}: {len(frames)} of the {declared} frames its header declares decode"
+    short = f"{path}: only {len(frames)} of the {declared} frames its header declares decode"
     if len(frames) < MIN_DECODED_SHARE * declared:
       raise ReleaseError(
         [

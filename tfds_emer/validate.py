@@ -83,7 +83,7 @@ class Report:
     info.append(
       f"subjects in more than one fold: {spread} of {len(subject_folds)}"
       + (
-        " (the release's folds do not separate subjects; the 'subject' folds of our protocols do)"
+        " (the release's folds do not separate subjects; config.fold_scheme='subject' does)"
         if spread
         else ""
       )
