@@ -107,7 +107,7 @@ def prepare(builder, manual_dir=None, file_format="array_record"):
 
 def _build_once(builder, manual_dir, file_format) -> None:
   lock = str(builder.data_path.parent / f"{builder.version}.lock")
-  with _turn(lock, f"the build of {builder.info.full_name} in {builder.data_dir_root}"):
+  with _turn(lock, f"dataset {builder.info.full_name} in {builder.data_dir_root}"):
     if is_built(builder):  # built by the process we waited for
       logging.info("%s was built by another process; using it.", builder.info.full_name)
     else:
