@@ -17,6 +17,7 @@ import pytest
 from emer_jax.data.source import open_source, prepared_builder
 from tfds_emer import build, emer, eye_export, locks
 from tfds_emer.fake_release import write_release
+from tfds_emer.release import ReleaseError
 from tfds_emer.sim.config import SimConfig
 from tfds_emer.stats import RunningStats
 
@@ -154,11 +155,11 @@ def test_a_non_finite_eye_value_stops_the_build_naming_the_sample(tmp_path):
   eye = np.zeros((5, eye_export.NUM_COLUMNS), np.float32)
   eye[3, 14] = np.float32(1e308)  # beyond float32: inf
   examples = iter([("7_film_sad", {"eye": eye, "gaze": eye[:, 2:4]})])
-  with pytest.raises(ValueError) as e:
+  with pytest.raises(ReleaseError) as e:
     list(builder._generate_examples(examples, eye_export.COLUMNS))
-  assert str(e.value).startswith(
-    "sample 7_film_sad: eye: 'Pupil diameter left' in row 3 (0-based, after invalid-row "
-    "handling) is inf"
+  assert e.value.problems[0].startswith(
+    "sample 7_film_sad: eye column 'Pupil diameter left', row 3 (0-based, after invalid-row "
+    "handling), is inf"
   )
 
 

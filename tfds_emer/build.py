@@ -12,6 +12,7 @@ reuses it. The temporary `incomplete.*` folders a killed build leaves are remove
 
 import contextlib
 import datetime
+import os
 import shlex
 import shutil
 import sys
@@ -33,13 +34,13 @@ class DatasetDamaged(RuntimeError):
 
 def rebuild_command(builder) -> str:
   """The shell command that moves `builder`'s dataset folder aside and builds it again."""
-  folder = builder.data_path
+  folder = os.path.abspath(builder.data_dir)
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   cfg = builder.builder_config
   real = getattr(cfg, "sim", None) is None
   args = [f"--config={cfg.name}"] + (["--manual_dir=RELEASE"] if real else [])
-  args.append(f"--data_dir={shlex.quote(str(builder.data_dir_root))}")
-  if folder.exists() and any(".tfrecord" in p.name for p in folder.iterdir()):
+  args.append(f"--data_dir={shlex.quote(os.path.abspath(builder.data_dir_root))}")
+  if os.path.isdir(folder) and any(".tfrecord" in name for name in os.listdir(folder)):
     args.append("--file_format=tfrecord")
   command = (
     f"mv {shlex.quote(str(folder))} {shlex.quote(f'{folder}.broken-{stamp}')} && "

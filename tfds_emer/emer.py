@@ -18,7 +18,7 @@ from tfds_emer.release import ReleaseError
 from tfds_emer.sim.config import SimConfig
 from tfds_emer.sim.labels import STIMULI
 from tfds_emer.sim.samples import EmerSim
-from tfds_emer.stats import RunningStats, check_finite
+from tfds_emer.stats import RunningStats, non_finite
 from tfds_emer.validate import validate
 
 _FACE_SIZE = 112
@@ -130,7 +130,9 @@ class Emer(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, examples, eye_columns):
     eye_stats, gaze_stats = RunningStats(eye_export.NUM_COLUMNS), RunningStats(2)
     for key, example in examples:
-      check_finite(example["eye"], eye_columns, f"sample {key}: eye")
+      problem = non_finite(example["eye"], eye_columns, f"sample {key}: eye")
+      if problem:
+        raise ReleaseError([problem])
       eye_stats.add(example["eye"])
       gaze_stats.add(example["gaze"])
       yield key, example

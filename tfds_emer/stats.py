@@ -5,18 +5,19 @@ import numpy as np
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_finite(rows: np.ndarray, columns, where: str) -> None:
-  """Raises ValueError naming `where`, the column, the row and the value of the first cell that
-  is non-finite or beyond float32 (it would make the statistics, and training, non-finite)."""
+def non_finite(rows: np.ndarray, columns, where: str) -> str | None:
+  """A message naming `where`, the column, the row and the value of the first cell that is
+  non-finite or beyond float32 (it would make the statistics, and training, non-finite)."""
   rows = np.asarray(rows)
   bad = ~np.isfinite(rows) | (np.abs(rows.astype(np.float64)) > _FLOAT32_MAX)
-  if bad.any():
-    r, c = np.argwhere(bad)[0]
-    raise ValueError(
-      f"{where}: {columns[c]!r} in row {r} (0-based, after invalid-row handling) is "
-      f"{rows[r, c]}, {int(bad.sum())} cell(s) in all; expected finite float32 values "
-      f"(|x| <= {_FLOAT32_MAX:.4g}). Correct or empty those cells in the source."
-    )
+  if not bad.any():
+    return None
+  r, c = np.argwhere(bad)[0]
+  return (
+    f"{where} column {columns[c]!r}, row {r} (0-based, after invalid-row handling), is "
+    f"{rows[r, c]} ({int(bad.sum())} such cell(s) in all); expected finite float32 values "
+    f"(|x| <= {_FLOAT32_MAX:.4g}): correct or empty the cell in the sample's eye export."
+  )
 
 
 class RunningStats:

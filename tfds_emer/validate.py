@@ -120,10 +120,12 @@ def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=Fals
   except release.ReleaseError as e:
     report.problems.extend(e.problems)
     return report
+  before = len(report.problems)
   labels = release.read_labels(root, report.mapping, report.problems, report.warnings)
+  sheet_read = bool(labels) or len(report.problems) == before  # else no ID can be cross-checked
   folds = release.read_folds(root, report.mapping, report.problems)
   set_file = root / layout.SET_FILE
-  for sid in sorted(set(folds) - set(labels)):
+  for sid in sorted(set(folds) - set(labels)) if sheet_read else ():
     report.problems.append(
       f"{set_file}: sample {sid} has a fold but no row in {layout.LABEL_FILE} (missing label row)."
     )
@@ -175,7 +177,7 @@ def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=Fals
         ok = False
     if ok:
       report.samples[sid] = SampleFiles(lab, eye, frame_dir, video)
-  if eye_dir.is_dir():
+  if eye_dir.is_dir() and sheet_read:
     for path in sorted(eye_dir.iterdir()):
       if path.stem not in labels:
         report.warnings.append(f"{path}: no label row for this export; ignored.")
