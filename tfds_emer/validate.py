@@ -48,14 +48,16 @@ class Report:
   def ok(self) -> bool:
     return not self.problems
 
-  def text(self) -> str:
+  def information(self) -> list[str]:
+    """What the readable part of the release holds."""
     labels = [s.label for s in self.samples.values()]
+    if not labels:
+      return ["samples: 0"]
     info = [f"samples: {len(labels)}", f"subjects: {len({lab.subject_id for lab in labels})}"]
-    if self.faces:
-      info.append(
-        f"faces: aligned frames for {self.faces['aligned frames']} samples, face video for "
-        f"{self.faces['face video']} (aligned frames are used where there are both)"
-      )
+    info.append(
+      f"faces: aligned frames for {self.faces['aligned frames']} samples, face video for "
+      f"{self.faces['face video']} (aligned frames are used where there are both)"
+    )
     if self.dropped_columns:
       cols = ", ".join(f"{k!r} ({v} files)" for k, v in sorted(self.dropped_columns.items()))
       info.append(f"text eye columns, left out: {cols}")
@@ -69,8 +71,7 @@ class Report:
       info.append(f"{view.upper()} 7-class: " + ", ".join(f"{e} {counts[e]}" for e in EMOTIONS))
       for dim in ("valence", "arousal") + (("intensity",) if view == "fer" else ()):
         vals = [getattr(lab, f"{view}_{dim}") for lab in labels]
-        if vals:
-          info.append(f"{view.upper()} {dim}: [{min(vals):g}, {max(vals):g}]")
+        info.append(f"{view.upper()} {dim}: [{min(vals):g}, {max(vals):g}]")
     folds = collections.defaultdict(list)
     for lab in labels:
       folds[lab.fold].append(lab.subject_id)
@@ -80,15 +81,15 @@ class Report:
     for lab in labels:
       subject_folds[lab.subject_id].add(lab.fold)
     spread = sum(len(f) > 1 for f in subject_folds.values())
+    note = " (the release's folds do not separate subjects; config.fold_scheme='subject' does)"
     info.append(
-      f"subjects in more than one fold: {spread} of {len(subject_folds)}"
-      + (
-        " (the release's folds do not separate subjects; config.fold_scheme='subject' does)"
-        if spread
-        else ""
-      )
+      f"subjects in more than one fold: {spread} of {len(subject_folds)}{note if spread else ''}"
     )
-    out = [f"EMER release at {self.manual_dir}", "information:"] + [f"  {x}" for x in info]
+    return info
+
+  def text(self) -> str:
+    out = [f"EMER release at {self.manual_dir}", "information:"]
+    out += [f"  {x}" for x in self.information()]
     for name, items in (("warnings", self.warnings), ("defects", self.problems)):
       if items:
         out += [f"{name} ({len(items)}):"] + [f"  {x}" for x in items]
