@@ -88,7 +88,8 @@ def test_an_unbuilt_synthetic_config_is_not_told_to_give_a_manual_dir(tmp_path):
   with pytest.raises(FileNotFoundError) as e:
     prepared_builder("emer/synthetic_small", str(tmp_path), prepare=False)
   assert str(e.value).endswith(
-    f"`python -m tfds_emer.build --config=synthetic_small --data_dir={tmp_path}`."
+    f"Build it first with:\n  python -m tfds_emer.build --config=synthetic_small "
+    f"--data_dir={tmp_path}"
   )
 
 

@@ -32,21 +32,23 @@ class DatasetDamaged(RuntimeError):
   """A dataset folder cannot be read; the message holds the command that rebuilds it."""
 
 
+def build_command(builder) -> str:
+  """The shell command that builds `builder`'s dataset (RELEASE stands for the release)."""
+  real = getattr(builder.builder_config, "sim", None) is None
+  args = [f"--config={builder.builder_config.name}"] + (["--manual_dir=RELEASE"] if real else [])
+  args.append(f"--data_dir={shlex.quote(os.path.abspath(builder.data_dir_root))}")
+  folder = builder.data_dir
+  if os.path.isdir(folder) and any(".tfrecord" in name for name in os.listdir(folder)):
+    args.append("--file_format=tfrecord")
+  note = "   (RELEASE: the unpacked EMER release)" if real else ""
+  return f"python -m tfds_emer.build {' '.join(args)}{note}"
+
+
 def rebuild_command(builder) -> str:
   """The shell command that moves `builder`'s dataset folder aside and builds it again."""
   folder = os.path.abspath(builder.data_dir)
-  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-  cfg = builder.builder_config
-  real = getattr(cfg, "sim", None) is None
-  args = [f"--config={cfg.name}"] + (["--manual_dir=RELEASE"] if real else [])
-  args.append(f"--data_dir={shlex.quote(os.path.abspath(builder.data_dir_root))}")
-  if os.path.isdir(folder) and any(".tfrecord" in name for name in os.listdir(folder)):
-    args.append("--file_format=tfrecord")
-  command = (
-    f"mv {shlex.quote(str(folder))} {shlex.quote(f'{folder}.broken-{stamp}')} && "
-    f"python -m tfds_emer.build {' '.join(args)}"
-  )
-  return command + ("   (RELEASE: the unpacked EMER release)" if real else "")
+  aside = f"{folder}.broken-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+  return f"mv {shlex.quote(folder)} {shlex.quote(aside)} && {build_command(builder)}"
 
 
 def is_built(builder) -> bool:

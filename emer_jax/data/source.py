@@ -71,13 +71,10 @@ def prepared_builder(name: str, data_dir: str, *, prepare: bool = True):
   builder = tfds.builder(name, data_dir=data_dir)
   if emer_build.is_built(builder):
     return builder
-  cfg = builder.builder_config.name
-  if not (prepare and cfg.startswith("synthetic")):
-    manual = " --manual_dir=RELEASE" if cfg == "real" else ""
+  if not (prepare and builder.builder_config.name.startswith("synthetic")):
     raise FileNotFoundError(
-      f"Dataset {name!r} is not prepared in {data_dir}. Build it first with "
-      f"`python -m tfds_emer.build --config={cfg}{manual} --data_dir={data_dir}`"
-      + (" (RELEASE: the unpacked EMER release)." if manual else ".")
+      f"Dataset {name!r} is not prepared in {data_dir}. Build it first with:\n  "
+      f"{emer_build.build_command(builder)}"
     )
   return emer_build.prepare(builder, file_format="array_record")
 
