@@ -8,8 +8,9 @@ Accepted forms (see tfds_emer/README.md):
 - `emer_set.txt`: `<ID> set3` (or `<ID><TAB>set3`, `<ID>,3`) per line; `set3: id, id, …` per
   fold; or a `set3` header line followed by its IDs.
 - `emer_mapping.json` (optional): {"label_columns": {canonical: header}, "class_index_base": 1,
-  "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}, "screen_px": [w, h]}
-  overrides detection and defaults.
+  "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}, "screen_px": [w, h],
+  "face_video": "aligned"} overrides detection and defaults ("face_video": "aligned" says the
+  videos hold aligned faces, not raw recordings to crop faces from).
 """
 
 import dataclasses
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from emer_jax.protocols import EMOTIONS, POLARITIES
-from tfds_emer import eye_export
+from tfds_emer import eye_export, faces
 from tfds_emer import release_layout as layout
 
 CLASS_ALIASES = {
@@ -367,7 +368,8 @@ def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
   return EyeExport(values, gaze_cols, ts, tuple(str(c) for c in numeric), dropped)
 
 
-def _read_video(path: pathlib.Path) -> list:
+def read_video(path: pathlib.Path) -> list:
+  """Every frame of a video file, BGR."""
   cap = cv2.VideoCapture(str(path))
   frames = []
   while cap.isOpened():
@@ -381,8 +383,19 @@ def _read_video(path: pathlib.Path) -> list:
   return frames
 
 
-def read_faces(frame_dir: pathlib.Path | None, video: pathlib.Path | None, num: int, size=112):
-  """`num` RGB frames (num, size, size, 3) sampled uniformly from frames or the video."""
+def read_faces(
+  frame_dir: pathlib.Path | None,
+  video: pathlib.Path | None,
+  num: int,
+  size=112,
+  aligned_video: bool = False,
+):
+  """`num` RGB frames (num, size, size, 3) sampled uniformly from frames or the video.
+
+  Aligned frames are used as they are. A video is taken to be a raw recording, and its faces
+  are found and cropped by `faces.face_crops`, unless `aligned_video` (mapping
+  `"face_video": "aligned"`) says it holds aligned faces already.
+  """
   files = []
   if frame_dir is not None and frame_dir.is_dir():
     files = sorted(p for p in frame_dir.iterdir() if p.suffix.lower() in layout.FRAME_SUFFIXES)
@@ -395,7 +408,12 @@ def read_faces(frame_dir: pathlib.Path | None, video: pathlib.Path | None, num: 
         raise ReleaseError([f"{files[i]}: unreadable face frame."])
       frames.append(img)
   elif video is not None:
-    decoded = _read_video(video)
+    decoded = read_video(video)
+    if not aligned_video:
+      try:
+        return faces.face_crops(decoded, num, size).crops
+      except faces.FaceError as e:
+        raise ReleaseError([f"{video}: {e}"]) from e
     idx = np.round(np.linspace(0, len(decoded) - 1, num)).astype(int)
     frames = [decoded[i] for i in idx]
   else:

@@ -146,7 +146,9 @@ def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=Fals
       report.missing["face video"] += 1
     if deep or (frame_dir is None and video is None):
       try:
-        release.read_faces(frame_dir, video, face_frames)
+        release.read_faces(
+          frame_dir, video, face_frames, aligned_video=report.mapping.get("face_video") == "aligned"
+        )
       except release.ReleaseError as e:
         report.problems.extend(f"sample {sid}: {p}" for p in e.problems)
         ok = False
