@@ -130,7 +130,8 @@ def run_names(workdir: str) -> list[str]:
 def _restore_best(run_dir: str, model: nnx.Module) -> nnx.State:
   """The weights chosen on validation (`best/`), as the trainer saved them."""
   best = os.path.join(run_dir, "best")
-  with ocp.CheckpointManager(best) as manager:
+  options = ocp.CheckpointManagerOptions(read_only=True)  # never tidies a user's run
+  with ocp.CheckpointManager(best, options=options) as manager:
     step = manager.latest_step()
     if step is None:
       raise FileNotFoundError(

@@ -35,8 +35,13 @@ def draw(path, loaded, result: dict, screen_px) -> None:
   ax.set_title("fixation map")
   ax = fig.add_subplot(grid[1, 2 * third :])
   _probabilities(ax, result["heads"])
-  gap = {True: "ER ≠ FER", False: "ER = FER", None: ""}[result["gap"]]
-  fig.suptitle(f"{result['id']}   {gap}")
+  said = [
+    f"{view} {result['heads'][t]['predicted']}"
+    for view, t in (("ER", "er_emotion"), ("FER", "fer_emotion"))
+    if t in result["heads"]
+  ]
+  gap = {True: "(they differ)", False: "(they agree)", None: ""}[result["gap"]]
+  fig.suptitle(f"{result['id']}:  {' · '.join(said)}  {gap}")
   fig.savefig(path, dpi=80)
   plt.close(fig)
 
