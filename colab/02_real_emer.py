@@ -249,7 +249,7 @@ print(
 # export per participant, and writes ER and FER probabilities (JSON and CSV) and a picture per
 # recording. Put your own in `RECORDINGS` (`<ID>.mp4` or frames `<ID>/`, plus `<ID>.tsv`);
 # without them, this writes one test sample of the dataset back as a recording: its frames and
-# a Pro Lab-style export (`;`-separated, decimal commas). From a shell:
+# a Pro Lab-style export (tab-separated, decimal commas). From a shell:
 #
 # ```bash
 # python -m emer_jax.predict --workdir=W --input_dir=RECORDINGS --output=OUT.json

@@ -61,7 +61,8 @@ def test_frames_and_pro_lab_export_predict_as_evaluation_does(loaded, test_sampl
   sid, example, want = test_sample
   rec = samples.write_recording(example, tmp_path / "in", sid)
   header = rec.eye_export.read_text().splitlines()[0]
-  assert "Gaze point X [DACS px]" in header and ";" in header
+  assert "Gaze point X [DACS px]" in header and "\t" in header
+  assert "," in rec.eye_export.read_text().splitlines()[1]  # decimal commas
   out = tmp_path / "out" / "OUT.json"
   predict.predict(loaded, [rec], out)
   report = json.loads(out.read_text())
@@ -93,8 +94,9 @@ def test_frames_and_pro_lab_export_predict_as_evaluation_does(loaded, test_sampl
 def test_eye_export_forms_parse_to_the_same_39_columns(test_sample, tmp_path):
   sid, example, _ = test_sample
   rec = samples.write_recording(example, tmp_path, sid)
+  table = pd.read_csv(rec.eye_export, sep="\t", decimal=",")[:300]  # xlsx writing is slow
+  table.to_csv(rec.eye_export, sep="\t", decimal=",", index=False, float_format="%.9g")
   want = release.read_eye(rec.eye_export, {})
-  table = pd.read_csv(rec.eye_export, sep=";", decimal=",")
   plain = table.rename(columns={v: k for k, v in samples.PRO_LAB_HEADERS.items()})
   plain.to_csv(tmp_path / "plain.tsv", sep="\t", index=False, na_rep="")
   table.to_excel(tmp_path / "book.xlsx", index=False)
@@ -130,7 +132,7 @@ def test_no_face_missing_gaze_and_unreadable_files_each_say_so(loaded, test_samp
   no_face = recordings.Recording("x", rec.eye_export, video=tmp_path / "noface.mp4")
   with pytest.raises(ReleaseError, match=r"noface.mp4: a face was found in 0 of the first"):
     recordings.load(no_face, loaded.settings)
-  table = pd.read_csv(rec.eye_export, sep=";", decimal=",")
+  table = pd.read_csv(rec.eye_export, sep="\t", decimal=",")
   table.drop(columns="Gaze point Y [DACS px]").to_csv(
     tmp_path / "nogaze.tsv", sep="\t", index=False
   )
@@ -164,7 +166,7 @@ def test_export_reproduces_the_model_and_runs_from_the_command_line(loaded, test
   # A face video and an export side by side in --input_dir, predicted by the artefact.
   frames, _, _ = astronaut_frames(30)
   write_video(tmp_path / "in" / "face1.mp4", frames)
-  os.replace(rec.eye_export, tmp_path / "in" / "face1.csv")
+  os.replace(rec.eye_export, tmp_path / "in" / "face1.tsv")
   os.rename(rec.frames, tmp_path / "frames_elsewhere")
   out = tmp_path / "out.json"
   cmd = [

@@ -1,7 +1,7 @@
 """A built dataset sample written back as a recording, to try predict without one of your own.
 
 The frames become a folder of aligned PNG frames, the eye rows a Tobii Pro Lab-style export:
-`;`-separated with decimal commas, unit-bracketed headers for the gaze point and timestamp, the
+tab-separated with decimal commas, unit-bracketed headers for the gaze point and timestamp, the
 text columns Pro Lab adds, and empty gaze cells where the tracker lost the eyes (the build
 fills them again by interpolation).
 """
@@ -25,7 +25,7 @@ _VALIDITY_LEFT = eye_export.COLUMNS.index("Validity left")
 
 
 def write_recording(example: dict, folder, recording_id: str) -> Recording:
-  """Writes `folder`/<id>/ (frames) and `folder`/<id>.csv (eye export); returns the Recording."""
+  """Writes `folder`/<id>/ (frames) and `folder`/<id>.tsv (eye export); returns the Recording."""
   folder = pathlib.Path(folder)
   frames = folder / recording_id
   frames.mkdir(parents=True, exist_ok=True)
@@ -36,6 +36,6 @@ def write_recording(example: dict, folder, recording_id: str) -> Recording:
   lost = rows[:, _VALIDITY_LEFT] == 0
   rows[np.ix_(lost, gaze)] = np.nan
   table = eye_table(recording_id, 0, rows).rename(columns=PRO_LAB_HEADERS)
-  path = folder / f"{recording_id}.csv"
-  table.to_csv(path, sep=";", decimal=",", index=False, na_rep="", float_format="%.9g")
+  path = folder / f"{recording_id}.tsv"
+  table.to_csv(path, sep="\t", decimal=",", index=False, na_rep="", float_format="%.9g")
   return Recording(recording_id, path, frames=frames)
