@@ -182,3 +182,26 @@ def test_export_reproduces_the_model_and_runs_from_the_command_line(loaded, test
   (entry,) = json.loads(out.read_text())["recordings"]
   assert entry["id"] == "face1" and entry["frames_with_face"] >= 27
   assert isinstance(entry["gap"], bool) and (tmp_path / "out_face1.png").exists()
+
+
+def test_checkpoint_with_its_config_and_normalisation_file(loaded, workdir, test_sample, tmp_path):
+  from flax import nnx
+
+  from emer_jax.train.checkpoint import save_model
+
+  save_model(str(tmp_path / "model"), nnx.merge(loaded.graphdef, loaded.states[0]))
+  with open(os.path.join(workdir, "config.json")) as f:
+    description = json.load(f)["model"] | {"heads": {"er_emotion": 7, "fer_emotion": 7}}
+  (tmp_path / "config.json").write_text(json.dumps(description))
+  stats = {k: v for k, v in loaded.settings.to_json().items() if k.endswith(("_mean", "_std"))}
+  stats["eye_mean"] = [m + 1.0 for m in stats["eye_mean"]]  # a run's own statistics win
+  (tmp_path / "normalisation.json").write_text(json.dumps(stats))
+  converted = predict.from_checkpoint(str(tmp_path), dataset="emer/synthetic_small")
+  np.testing.assert_allclose(converted.settings.sampler.eye_stats[0], stats["eye_mean"])
+  sid, example, _ = test_sample
+  rec = samples.write_recording(example, tmp_path / "in", sid)
+  inputs = recordings.load(rec, loaded.settings).inputs
+  want = loaded.function()(predict.model.batch_of(inputs))
+  got = converted.function()(predict.model.batch_of(inputs))
+  for target in want:
+    np.testing.assert_allclose(np.asarray(got[target]), np.asarray(want[target]), atol=1e-6)
