@@ -69,7 +69,7 @@ def detect_face(frame_bgr: np.ndarray, near=None):
     cx, cy, side = nx + nw / 2, ny + nh / 2, max(nw, nh)
     x0, y0 = max(0, int(cx - side)), max(0, int(cy - side))
     gray = gray[y0 : int(cy + side), x0 : int(cx + side)]
-    scale = min(1.0, 60 / side)  # the face about 60 px wide (the cascade starts at 24)
+    scale = min(1.0, 40 / side)  # the face about 40 px wide (the cascade starts at 24)
     lo, hi = int(0.7 * side * scale), int(1.4 * side * scale) + 1
   if scale < 1.0:
     gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
