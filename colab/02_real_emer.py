@@ -241,3 +241,40 @@ print(
   "largest probability difference:",
   np.abs(before[probabilities] - after[probabilities]).max().max(),
 )
+
+# %% [markdown]
+# ## Predict on a recording
+#
+# `emer_jax.predict` takes raw recordings: a face video (or aligned frames) and an eye-tracker
+# export per participant, and writes ER and FER probabilities (JSON and CSV) and a picture per
+# recording. Put your own in `RECORDINGS` (`<ID>.mp4` or frames `<ID>/`, plus `<ID>.tsv`);
+# without them, this writes one test sample of the dataset back as a recording: its frames and
+# a Pro Lab-style export (tab-separated, decimal commas). From a shell:
+#
+# ```bash
+# python -m emer_jax.predict --workdir=W --input_dir=RECORDINGS --output=OUT.json
+# ```
+
+# %%
+from IPython.display import Image
+
+from emer_jax import predict
+from emer_jax.data.source import open_source
+from emer_jax.predict import samples
+
+RECORDINGS = os.environ.get("EMER_RECORDINGS", "")
+if not RECORDINGS:
+  RECORDINGS = os.path.join(WORKDIR, "recordings")
+  data = open_source("emer/real", DATA_DIR, prepare=False)
+  sample_id = before.sample_id[0]
+  index = list(data.index["sample_id"]).index(sample_id)
+  samples.write_recording(data.source[index], RECORDINGS, sample_id)
+
+output = os.path.join(WORKDIR, "predictions", "recordings.json")
+entries = predict.predict(
+  predict.from_workdir(WORKDIR), predict.find_recordings(RECORDINGS), output
+)
+for entry in entries:
+  heads = {t: h.get("predicted", h.get("value")) for t, h in entry["heads"].items()}
+  print(entry["id"], heads, "gap:", entry["gap"], entry["warnings"])
+Image(predict.report.picture_path(output, entries[0]["id"]))

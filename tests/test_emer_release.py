@@ -67,6 +67,8 @@ def test_round_trip_from_video_and_tsv(fake, sim_examples, tmp_path):
   manual = tmp_path / "release"
   shutil.copytree(fake, manual)
   shutil.rmtree(manual / layout.FACE_FRAMES_DIR)
+  # EMER-Sim's videos hold its drawn, aligned faces: no face detection.
+  (manual / layout.MAPPING_FILE).write_text(json.dumps({"face_video": "aligned"}))
   for path in (manual / layout.EYE_DIR).iterdir():
     pd.read_excel(path).to_csv(path.with_suffix(".tsv"), sep="\t", index=False, na_rep="")
     path.unlink()

@@ -145,7 +145,13 @@ class Emer(tfds.core.GeneratorBasedBuilder):
   def _release_examples(self, cfg: EmerConfig, report):
     for sid, files in report.samples.items():
       export = release.read_eye(files.eye, report.mapping)
-      frames = release.read_faces(files.frame_dir, files.video, cfg.face_frames, _FACE_SIZE)
+      frames = release.read_faces(
+        files.frame_dir,
+        files.video,
+        cfg.face_frames,
+        _FACE_SIZE,
+        aligned_video=report.mapping.get("face_video") == "aligned",
+      )
       yield (
         sid,
         make_example(

@@ -9,8 +9,9 @@ Accepted forms (see tfds_emer/README.md):
 - `emer_set.txt` (UTF-8, with or without a byte-order mark): `<ID> set3` (or `<ID><TAB>set3`,
   `<ID>,3`) per line; `set3: id, id, …` per fold; or a `set3` header line followed by its IDs.
 - `emer_mapping.json` (optional): {"label_columns": {canonical: header}, "class_index_base": 1,
-  "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}, "screen_px": [w, h]}
-  overrides detection and defaults.
+  "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}, "screen_px": [w, h],
+  "face_video": "aligned"} overrides detection and defaults ("face_video": "aligned" says the
+  videos hold aligned faces, not raw recordings to crop faces from).
 """
 
 import dataclasses
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from emer_jax.protocols import EMOTIONS, POLARITIES
-from tfds_emer import eye_export
+from tfds_emer import eye_export, faces
 from tfds_emer import release_layout as layout
 
 CLASS_ALIASES = {
@@ -426,7 +427,8 @@ def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
 MIN_DECODED_SHARE = 0.9
 
 
-def _read_video(path: pathlib.Path, warnings: list | None) -> list:
+def read_video(path: pathlib.Path, warnings: list | None = None) -> list:
+  """Every frame of a video file, BGR; `warnings` collects a shortfall against its header."""
   cap = cv2.VideoCapture(str(path))
   declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
   frames = []
@@ -464,10 +466,14 @@ def read_faces(
   num: int,
   size=112,
   warnings: list | None = None,
+  aligned_video: bool = False,
 ):
   """`num` RGB frames (num, size, size, 3) sampled uniformly from frames or the video.
 
-  Frames are taken in natural order of their names; `warnings` collects a video's shortfall.
+  Aligned frames are used as they are, in natural order of their names. A video is taken to be
+  a raw recording, and its faces are found and cropped by `faces.face_crops`, unless
+  `aligned_video` (mapping `"face_video": "aligned"`) says it holds aligned faces already.
+  `warnings` collects a video's shortfall against its header.
   """
   files = []
   if frame_dir is not None and frame_dir.is_dir():
@@ -482,7 +488,12 @@ def read_faces(
         raise ReleaseError([f"{files[i]}: unreadable face frame."])
       frames.append(img)
   elif video is not None:
-    decoded = _read_video(video, warnings)
+    decoded = read_video(video, warnings)
+    if not aligned_video:
+      try:
+        return faces.face_crops(decoded, num, size).crops
+      except faces.FaceError as e:
+        raise ReleaseError([f"{video}: {e}"]) from e
     idx = np.round(np.linspace(0, len(decoded) - 1, num)).astype(int)
     frames = [decoded[i] for i in idx]
   else:

@@ -172,7 +172,13 @@ def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=Fals
     report.faces["face video"] += video is not None
     if deep or (frame_dir is None and video is None):
       try:
-        release.read_faces(frame_dir, video, face_frames, warnings=report.warnings)
+        release.read_faces(
+          frame_dir,
+          video,
+          face_frames,
+          warnings=report.warnings,
+          aligned_video=report.mapping.get("face_video") == "aligned",
+        )
       except release.ReleaseError as e:
         report.problems.extend(f"sample {sid}: {p}" for p in e.problems)
         ok = False

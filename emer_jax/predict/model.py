@@ -1,0 +1,268 @@
+"""A trained model as a function from model inputs to ER/FER outputs, and what it expects.
+
+Sources: a training workdir (every run's selected checkpoint, their class probabilities
+averaged, or one run), a model checkpoint with its config (`python -m emer_jax.convert`), or a
+serialised `jax.export` artefact (`python -m emer_jax.export`), which needs no model code.
+"""
+
+import dataclasses
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import tensorflow_datasets as tfds
+from flax import nnx
+
+from emer_jax import models
+from emer_jax.data import pipeline
+from emer_jax.data.source import EmerSource, resolve_data_dir
+from emer_jax.protocols import TARGETS, head_sizes
+from emer_jax.train import steps
+from emer_jax.train.checkpoint import restore_model
+from tfds_emer import eye_export
+
+NORMALISATION_FILE = "normalisation.json"  # eye/gaze mean and std a run was trained with
+FACE_SIZE = 112
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What turns a recording into model inputs, as the dataset build and evaluation do."""
+
+  sampler: pipeline.ClipSampler  # the evaluation sampler: segment centres, normalisation
+  face_frames: int  # face frames the dataset keeps per sample
+  targets: tuple[str, ...]  # the model's heads
+  screen_px: tuple[int, int] = eye_export.SCREEN_PX
+  face_size: int = FACE_SIZE
+
+  def to_json(self) -> dict:
+    s = self.sampler
+    return {
+      "face_frames": self.face_frames,
+      "face_size": self.face_size,
+      "screen_px": list(self.screen_px),
+      "targets": list(self.targets),
+      "num_frames": s.num_frames,
+      "num_eye_rows": s.num_eye_rows,
+      "channel_order": "bgr" if s.bgr else "rgb",
+      "eye_mean": s.eye_stats[0].tolist(),
+      "eye_std": s.eye_stats[1].tolist(),
+      "gaze_mean": s.gaze_stats[0].tolist(),
+      "gaze_std": s.gaze_stats[1].tolist(),
+    }
+
+  @classmethod
+  def from_json(cls, d: dict) -> "Settings":
+    config = ml_collections.ConfigDict(
+      {
+        "input": {
+          "num_frames": d["num_frames"],
+          "num_eye_rows": d["num_eye_rows"],
+          "channel_order": d["channel_order"],
+          "flip": False,
+        }
+      }
+    )
+    return cls(
+      sampler=_sampler(config, d),
+      face_frames=int(d["face_frames"]),
+      targets=tuple(d["targets"]),
+      screen_px=tuple(d["screen_px"]),
+      face_size=int(d["face_size"]),
+    )
+
+
+def _sampler(config, stats: dict) -> pipeline.ClipSampler:
+  """The evaluation pipeline's sampler for `config`, normalising with `stats`."""
+  return pipeline._sampler(EmerSource(None, stats, {}), config, (), train=False)
+
+
+def normalisation(folders, dataset: str, data_dir: str) -> dict:
+  """eye/gaze mean and std: the first `normalisation.json` among `folders`, else the dataset's.
+
+  The dataset's are those its build recorded in its metadata; it must be built in `data_dir`.
+  """
+  for folder in folders:
+    path = os.path.join(folder, NORMALISATION_FILE)
+    if os.path.exists(path):
+      with open(path) as f:
+        return json.load(f)
+  builder = tfds.builder(dataset, data_dir=resolve_data_dir(data_dir))
+  if not builder.is_prepared():
+    raise FileNotFoundError(
+      f"No {NORMALISATION_FILE} in {list(folders)} and dataset {dataset!r} is not built in "
+      f"{resolve_data_dir(data_dir)}: the eye and gaze normalisation is unknown. Pass "
+      "--data_dir where the training data was built, or put its statistics in "
+      f"{NORMALISATION_FILE}."
+    )
+  return dict(builder.info.metadata or {})
+
+
+def face_frames_of(dataset: str, data_dir: str) -> int:
+  return tfds.builder(dataset, data_dir=resolve_data_dir(data_dir)).builder_config.face_frames
+
+
+def _tuples(obj):
+  if isinstance(obj, dict):
+    return {k: _tuples(v) for k, v in obj.items()}
+  return tuple(_tuples(v) for v in obj) if isinstance(obj, list) else obj
+
+
+def read_config(path: str) -> ml_collections.ConfigDict:
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No config at {path}.")
+  with open(path) as f:
+    return ml_collections.ConfigDict(_tuples(json.load(f)))
+
+
+def run_names(workdir: str) -> list[str]:
+  """Runs of a workdir that have a selected checkpoint, e.g. ['fold1_seed0', ...]."""
+  root = os.path.join(workdir, "checkpoints")
+  names = sorted(os.listdir(root)) if os.path.isdir(root) else []
+  return [n for n in names if os.path.isdir(os.path.join(root, n, "best"))]
+
+
+def _restore_best(run_dir: str, model: nnx.Module) -> nnx.State:
+  """The weights chosen on validation (`best/`), as the trainer saved them."""
+  best = os.path.join(run_dir, "best")
+  options = ocp.CheckpointManagerOptions(read_only=True)  # never tidies a user's run
+  with ocp.CheckpointManager(best, options=options) as manager:
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(
+        f"{best} holds no checkpoint: the run has no selected model (was it trained with a "
+        "validation part, and did it finish?)."
+      )
+    return manager.restore(step, args=ocp.args.StandardRestore(nnx.state(model)))
+
+
+@dataclasses.dataclass
+class Model:
+  """The model's graph, the weights of one or more runs, and its input settings."""
+
+  graphdef: object
+  states: list
+  settings: Settings
+  dtype: object = jnp.float32
+  source: dict = dataclasses.field(default_factory=dict)  # what was loaded, for the report
+
+  def function(self):
+    """outputs(batch): {target: (B, C) class probabilities or (B,) values}, averaged over runs."""
+    return functools.partial(self._jitted, self.states)
+
+  @functools.cached_property
+  def _jitted(self):
+    return jax.jit(
+      functools.partial(
+        mean_outputs, self.graphdef, targets=self.settings.targets, dtype=self.dtype
+      )
+    )
+
+
+def mean_outputs(graphdef, states, batch, targets, dtype) -> dict:
+  """Class probabilities (softmax) and regression values of each run, averaged over runs."""
+  per_run = []
+  for state in states:
+    model = nnx.merge(graphdef, state)
+    model.eval()
+    heads = model(steps.model_inputs(batch, dtype), grl_lambda=jnp.float32(0.0))["heads"]
+    per_run.append(
+      {
+        t: jax.nn.softmax(heads[t].astype(jnp.float32))
+        if TARGETS[t].kind == "classification"
+        else heads[t].astype(jnp.float32)[..., 0]
+        for t in targets
+      }
+    )
+  return {t: jnp.mean(jnp.stack([o[t] for o in per_run]), axis=0) for t in targets}
+
+
+def _build(model_config, heads: dict):
+  return models.build_model(model_config, heads=heads, rngs=nnx.Rngs(0))
+
+
+def from_workdir(workdir: str, run: str = "", data_dir: str = "") -> Model:
+  """Every run's selected model (or `run`'s) of a training workdir."""
+  from emer_jax.train.trainer import run_targets  # the trainer decides a run's heads
+
+  config = read_config(os.path.join(workdir, "config.json"))
+  names = run_names(workdir)
+  if run:
+    if run not in names:
+      raise FileNotFoundError(f"No run {run!r} in {workdir}/checkpoints; it has {names}.")
+    names = [run]
+  if not names:
+    raise FileNotFoundError(f"{workdir}/checkpoints holds no run with a selected checkpoint.")
+  targets = run_targets(config)
+  model = _build(config.model, head_sizes(targets))
+  run_dirs = [os.path.join(workdir, "checkpoints", n) for n in names]
+  states = [_restore_best(d, model) for d in run_dirs]
+  data_dir = data_dir or config.get("data_dir", "")
+  stats = normalisation(run_dirs + [workdir], config.dataset, data_dir)
+  settings = Settings(_sampler(config, stats), face_frames_of(config.dataset, data_dir), targets)
+  graphdef = nnx.graphdef(model)
+  source = {"workdir": os.path.abspath(workdir), "runs": names}
+  return Model(graphdef, states, settings, jnp.dtype(config.get("dtype", "float32")), source)
+
+
+def from_checkpoint(
+  directory: str, dataset: str = "emer/real", data_dir: str = "", channel_order: str = ""
+) -> Model:
+  """A model checkpoint `directory`/model with `directory`/config.json (the model config and
+  its `heads`), as `python -m emer_jax.convert` writes them."""
+  description = read_config(os.path.join(directory, "config.json"))
+  if "heads" not in description:
+    raise ValueError(f"{directory}/config.json has no 'heads' (target name → size).")
+  heads = dict(description.heads)
+  model_config = ml_collections.ConfigDict({k: v for k, v in description.items() if k != "heads"})
+  model = restore_model(os.path.join(directory, "model"), _build(model_config, heads))
+  config = ml_collections.ConfigDict(
+    {
+      "input": {
+        "num_frames": model_config.face_encoder.num_frames,
+        "num_eye_rows": model_config.sequence_length,
+        "channel_order": channel_order or "rgb",
+        "flip": False,
+      }
+    }
+  )
+  stats = normalisation([directory], dataset, data_dir)
+  settings = Settings(_sampler(config, stats), face_frames_of(dataset, data_dir), tuple(heads))
+  graphdef, state = nnx.split(model)
+  return Model(graphdef, [state], settings, source={"checkpoint": os.path.abspath(directory)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Exported:
+  """A `jax.export` artefact: the function and its settings, without the model's code."""
+
+  call: object
+  settings: Settings
+  source: dict
+
+  def function(self):
+    return self.call
+
+
+EXPORTED_FILE, SETTINGS_FILE = "model.jax", "preprocessing.json"
+
+
+def from_exported(directory: str) -> Exported:
+  path = os.path.join(directory, EXPORTED_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No exported model at {path}; write one with emer_jax.export.")
+  with open(path, "rb") as f:
+    exported = jax.export.deserialize(bytearray(f.read()))
+  with open(os.path.join(directory, SETTINGS_FILE)) as f:
+    settings = Settings.from_json(json.load(f))
+  return Exported(exported.call, settings, {"exported": os.path.abspath(directory)})
+
+
+def batch_of(inputs: dict) -> dict:
+  """One sample's model inputs as a batch of one."""
+  return {k: np.asarray(inputs[k])[None] for k in steps.MODEL_INPUTS}

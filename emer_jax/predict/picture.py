@@ -1,0 +1,66 @@
+"""One picture per recording: face crops, gaze path and fixation map, ER and FER side by side."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from emer_jax.protocols import TARGETS  # noqa: E402
+
+NUM_CROPS = 8
+
+
+def draw(path, loaded, result: dict, screen_px) -> None:
+  """Writes the picture of one recording (`loaded` from recordings.load, `result` its entry)."""
+  face = loaded.example["face"]
+  picks = np.round(np.linspace(0, len(face) - 1, min(NUM_CROPS, len(face)))).astype(int)
+  fig = plt.figure(figsize=(13, 6.5), layout="constrained")
+  grid = fig.add_gridspec(2, max(len(picks), 3))
+  for j, i in enumerate(picks):
+    ax = fig.add_subplot(grid[0, j])
+    ax.imshow(face[i])
+    ax.set_axis_off()
+    ax.set_title(f"crop {i + 1}", fontsize=8)
+  third = max(len(picks), 3) // 3
+  w, h = screen_px
+  ax = fig.add_subplot(grid[1, :third])
+  gaze = loaded.gaze_raw
+  ax.plot(gaze[:, 0], gaze[:, 1], lw=0.6, color="tab:blue")
+  ax.scatter(gaze[:1, 0], gaze[:1, 1], color="tab:green", s=15, label="start", zorder=3)
+  ax.set(xlim=(0, w), ylim=(h, 0), aspect="equal", title="gaze path over the screen")
+  ax.legend(fontsize=7, loc="upper right")
+  ax = fig.add_subplot(grid[1, third : 2 * third])
+  ax.imshow(loaded.example["fixation_map"][..., 0], cmap="magma", extent=(0, w, h, 0))
+  ax.set_title("fixation map")
+  ax = fig.add_subplot(grid[1, 2 * third :])
+  _probabilities(ax, result["heads"])
+  said = [
+    f"{view} {result['heads'][t]['predicted']}"
+    for view, t in (("ER", "er_emotion"), ("FER", "fer_emotion"))
+    if t in result["heads"]
+  ]
+  gap = {True: "(they differ)", False: "(they agree)", None: ""}[result["gap"]]
+  fig.suptitle(f"{result['id']}:  {' · '.join(said)}  {gap}")
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def _probabilities(ax, heads: dict) -> None:
+  """Grouped bars of the 7-class heads (ER and FER), else of every classification head."""
+  shown = [t for t in ("er_emotion", "fer_emotion") if t in heads] or [
+    t for t in heads if "probabilities" in heads[t]
+  ]
+  if not shown:
+    text = "\n".join(f"{t}: {v['value']:.3f}" for t, v in heads.items())
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    ax.set_axis_off()
+    return
+  names = TARGETS[shown[0]].class_names
+  x, width = np.arange(len(names)), 0.8 / len(shown)
+  for k, target in enumerate(shown):
+    probs = [heads[target]["probabilities"].get(n, 0.0) for n in names]
+    ax.bar(x + (k - (len(shown) - 1) / 2) * width, probs, width, label=target)
+  ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+  ax.set(ylim=(0, 1), ylabel="probability", title="what the eyes and the face say")
+  ax.legend(fontsize=7)
