@@ -7,9 +7,10 @@ tfrecord (for `tfds.load`, tf.data) needs the `[tf]` extra; array_record does no
 """
 
 import tensorflow_datasets as tfds
-from absl import app, flags
+from absl import flags
 
 import tfds_emer  # noqa: F401 - registers `emer`
+from tfds_emer import logs
 
 
 def build(config: str, data_dir=None, manual_dir=None, file_format="array_record"):
@@ -34,4 +35,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("manual_dir", None, "The unpacked release (config real).")
   flags.DEFINE_string("data_dir", None, "Where TFDS datasets live (TFDS default if unset).")
   flags.DEFINE_enum("file_format", "array_record", ["array_record", "tfrecord"], "Storage format.")
-  app.run(main)
+  logs.run(main)
