@@ -27,6 +27,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from emer_jax import compare
 from emer_jax.config import protocol_config
 from emer_jax.evaluation import tables
 from emer_jax.protocols import get_protocol
@@ -61,28 +62,9 @@ def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
 
 
 def records(suite, protocol: str, model: str, results: dict) -> list[dict]:
-  """Comparison records (model, protocol, metric, mean, std) of one cell."""
-  out = []
-  for target in get_protocol(protocol).targets:
-    kind = get_protocol(protocol).kind
-    for metric in suite.metrics[kind]:
-      name = f"{target}/{metric}"
-      if name not in results["mean"]:
-        raise KeyError(
-          f"Cell {protocol}/{model} has no metric {name!r} (it has {sorted(results['mean'])}); "
-          "delete the cell's results.json to rerun it with the current code."
-        )
-      std = results["std"].get(name)
-      out.append(
-        {
-          "model": model,
-          "protocol": protocol,
-          "metric": name,
-          "mean": results["mean"][name],
-          "std": float("nan") if std is None else std,  # None: a single run (JSON null)
-        }
-      )
-  return out
+  """Comparison records (model, protocol, metric, mean, std) of one cell, as emer_jax.compare
+  makes them for any workdir."""
+  return compare.records(model, protocol, results, suite.metrics[get_protocol(protocol).kind])
 
 
 def run_suite(suite, workdir: str) -> dict:
