@@ -98,7 +98,7 @@ def test_learning_curves_are_labelled_and_mark_the_selected_step(tmp_path):
   axes = [ax for ax in fig.axes if ax.axison]
   assert sorted(ax.get_title() for ax in axes) == ["train/val: loss/task", "val: er_emotion/war"]
   for ax in axes:
-    assert ax.get_xlabel() == "step" and ax.get_ylabel() in ("task", "war")
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() in ("loss", "war")
     marks = [line for line in ax.get_lines() if line.get_label() == "selected step 20"]
     assert len(marks) == 1 and list(marks[0].get_xdata()) == [20, 20]
   (loss,) = [ax for ax in axes if ax.get_title().endswith("loss/task")]

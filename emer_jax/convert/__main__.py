@@ -1,6 +1,6 @@
 """Converts an authors' EMERT checkpoint (.pth or .npz) to an Orbax model checkpoint.
 
-  python -m emer_jax.convert --checkpoint=X.pth --output=DIR [--target=er_emotion]
+  python -m emer_jax.convert --checkpoint=X.pth --output=runs/DIR [--target=er_emotion]
 
 writes DIR/model (load with `--config.init_checkpoint=DIR/model`) and DIR/config.json (the
 model config, variant 'reference', plus the head it was converted with under `heads`).

@@ -199,7 +199,7 @@ def learning_curves_figure(
     splits = "/".join(dict.fromkeys(_split(k) for k in keys if _split(k)))
     ax.set_title(f"{splits}: {name}" if splits else name, fontsize=10)
     ax.set_xlabel("step")
-    ax.set_ylabel(name.rsplit("/", 1)[-1])
+    ax.set_ylabel("loss" if name.startswith("loss") else name.rsplit("/", 1)[-1])
     ax.legend(fontsize=7)
   for ax in axes[len(groups) :]:
     ax.set_axis_off()
