@@ -33,3 +33,37 @@ def test_resume_drops_lines_after_the_checkpoint_of_the_same_run(tmp_path):
   resumed.close()
   rows = _read(tmp_path / "metrics.jsonl")
   assert [(r["fold"], r["step"]) for r in rows] == [(1, 1), (1, 2), (1, 3), (2, 9), (1, 4)]
+
+
+def test_split_losses_are_the_train_steps_losses_on_the_whole_split():
+  import numpy as np
+  import optax
+
+  from emer_jax.train.writers import split_losses
+
+  rng = np.random.default_rng(0)
+  index = {"er_emotion": rng.integers(0, 7, 20), "er_valence": rng.normal(size=20)}
+  indices = np.array([3, 1, 7, 12])
+  outputs = {"er_emotion": rng.normal(size=(4, 7)), "er_valence": rng.normal(size=(4, 1))}
+  losses = split_losses(index, indices, outputs, {"er_valence": 0.5})
+  ce = optax.softmax_cross_entropy_with_integer_labels(
+    outputs["er_emotion"], index["er_emotion"][indices]
+  ).mean()
+  huber = optax.huber_loss(outputs["er_valence"][:, 0], index["er_valence"][indices]).mean()
+  assert set(losses) == {"val/loss/task/er_emotion", "val/loss/task/er_valence", "val/loss/task"}
+  np.testing.assert_allclose(losses["val/loss/task/er_emotion"], ce, rtol=1e-5)
+  np.testing.assert_allclose(losses["val/loss/task"], ce + 0.5 * huber, rtol=1e-5)
+
+
+def test_test_metrics_go_to_tensorboard_only(tmp_path):
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+  w = MetricWriter(str(tmp_path), "fold1_seed0", {"fold": 1, "seed": 0})
+  w.write(1, {"train/loss": 2.0})
+  w.write_test(1, {"test/er_emotion/war": 0.5})
+  w.close()
+  assert ["train/loss"] == [k for k in _read(tmp_path / "metrics.jsonl")[0] if "/" in k]
+  events = EventAccumulator(str(tmp_path / "tensorboard" / "fold1_seed0"))
+  events.Reload()
+  (scalar,) = events.Scalars("test/er_emotion/war")
+  assert (scalar.step, scalar.value) == (1, 0.5)
