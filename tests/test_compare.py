@@ -26,6 +26,8 @@ def _workdir(path, *, modalities, wars, folds=(1, 2), dataset="emer/synthetic_sm
       "fold": fold,
       "seed": 0,
       "selected_step": 10,
+      "num_train": 127,
+      "num_val": 25,
       "num_test": 38,
       "metrics": {
         "er_emotion": {
@@ -88,3 +90,21 @@ def test_compare_refuses_to_mix_folds_or_datasets(tmp_path):
   assert "reference (eye) — sim [emer/synthetic, folds 1,2]" in models
   with pytest.raises(FileNotFoundError, match="not a finished run"):
     compare.comparison_records((one, tmp_path))
+
+
+def test_summary_gives_mean_std_beside_chance_and_the_paths(tmp_path):
+  from emer_jax.evaluation.summary import summary_lines
+
+  workdir = _workdir(tmp_path / "w", modalities=("face", "eye", "gaze"), wars=(0.5, 0.7))
+  results = json.loads((workdir / "results.json").read_text())
+  lines = summary_lines(results, workdir)
+  assert (
+    lines[0]
+    == "er7 · reference (face+eye+gaze) · emer/synthetic_small: 2 runs (folds 1, 2; seed 0)"
+  )
+  assert lines[1].startswith("  er_emotion  WAR 0.600 ± 0.141  UAR 0.300 ± 0.071")
+  assert lines[1].endswith("chance 0.143 (1 of 7 classes)")
+  assert "masked (ER ≠ FER) WAR 0.150 ± 0.035" in lines[2]
+  assert lines[3] == "  selected step 10 · test samples 38 · validation 25 · train 127"
+  assert lines[-3].startswith(f"wrote results: {workdir}/results.md")
+  assert lines[-2] == f"wrote plots: {workdir}/plots/  (0 files)"

@@ -14,8 +14,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
-
 from emer_jax.evaluation.tables import format_mean_std
 from emer_jax.protocols import TARGETS
 
@@ -47,16 +45,13 @@ def describe(config: dict) -> str:
   return f"{config['protocol']} · {model_name(config)} · {config['dataset']}"
 
 
-def _values(results, name) -> list[float]:
-  return [r["metrics"][name.split("/")[0]].get(name.split("/")[1]) for r in results["runs"]]
-
-
 def _stat(results, target, metric) -> str | None:
-  values = [v for v in _values(results, f"{target}/{metric}") if v is not None]
-  if not values:
+  """'mean ± std' over the runs (`metrics.summarize`), or None if the runs lack the metric."""
+  name = f"{target}/{metric}"
+  if name not in results["mean"]:
     return None
-  std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-  return format_mean_std(float(np.mean(values)), std)
+  std = results["std"].get(name)
+  return format_mean_std(results["mean"][name], float("nan") if std is None else std)
 
 
 def _runs_text(results) -> str:
