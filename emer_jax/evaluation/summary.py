@@ -105,8 +105,10 @@ def summary_lines(results: dict, workdir) -> list[str]:
   lines = [f"{title}: {_runs_text(results)}"]
   for target in results["targets"]:
     lines += _target_lines(results, target)
+  trained = any(run["selected_step"] for run in results["runs"])
+  selected = _per_run(results, "selected_step") if trained else "none (not trained: mode eval)"
   lines.append(
-    f"  selected step {_per_run(results, 'selected_step')} · test samples "
+    f"  selected step {selected} · test samples "
     f"{_per_run(results, 'num_test')} · validation {_per_run(results, 'num_val')} · "
     f"train {_per_run(results, 'num_train')}"
   )
