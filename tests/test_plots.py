@@ -87,11 +87,13 @@ def test_learning_curves_are_labelled_and_mark_the_selected_step(tmp_path):
     record = {
       "step": step,
       "train/loss/task": 2 / step,
+      "train/loss/task/er_emotion": 2 / step,  # the only head: a repeat, no panel
       "train/grl_lambda": 1.0,  # constant: no panel
       "perf/steps_per_s": 3.0 + step % 3,  # throughput: no panel
     }
     if step % 10 == 0:
       record |= {"val/loss/task": 2.5 / step, "val/er_emotion/war": step / 40}
+      record |= {"val/loss/task/er_emotion": 2.5 / step}
     lines.append(json.dumps(record))
   path.write_text("\n".join(lines) + "\n")
   fig = learning_curves_figure(path, selected_step=20)

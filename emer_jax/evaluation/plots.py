@@ -161,12 +161,19 @@ _SKIPPED_PREFIXES = ("perf/",)
 
 
 def _informative(series: dict) -> dict:
-  """Drops throughput and series that never change (a constant GRL λ or learning rate)."""
-  return {
-    key: (steps, values)
-    for key, (steps, values) in series.items()
-    if not key.startswith(_SKIPPED_PREFIXES) and np.ptp(values) > 0
-  }
+  """Drops throughput, series that never change (a constant GRL λ or learning rate), and
+  repeats of an earlier series (with one head, `loss/task/<head>` is `loss/task`)."""
+  kept = {}
+  for key, (steps, values) in series.items():
+    if key.startswith(_SKIPPED_PREFIXES) or np.ptp(values) == 0:
+      continue
+    repeat = any(
+      _split(k) == _split(key) and np.array_equal(s, steps) and np.array_equal(v, values)
+      for k, (s, v) in kept.items()
+    )
+    if not repeat:
+      kept[key] = (steps, values)
+  return kept
 
 
 def learning_curves_figure(
