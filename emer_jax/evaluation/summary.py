@@ -1,14 +1,16 @@
 """The few lines a finished job prints: what was run, the headline numbers, and where the rest is.
 
-  er7 · reference (face+eye+gaze) · emer/synthetic_small: 1 run (fold 1, seed 0)
-    er_emotion  WAR 0.395  UAR 0.460  F1 macro 0.446   chance 0.143 (1 of 7 classes)
-                masked WAR 0.167 (12 samples)  unmasked WAR 0.500 (26)
-    selected step 63 (of 140) · test samples 38 · validation 25 · train 127
-  wrote results: W/results.md  (also results.json, results.csv, per_class_recall.csv)
-  wrote plots: W/plots/  (9 files)
+For a tiny 6-step run of the quickstart (tests/test_train.py's settings):
 
-Numbers over several runs read 'mean ± std'.
-"""
+  er7 · reference (face+eye+gaze) · emer/synthetic_small: 1 run (fold 1; seed 0)
+    er_emotion  WAR 0.211  UAR 0.170  F1 macro 0.084   chance 0.143 (1 of 7 classes)
+                masked (ER ≠ FER) WAR 0.250  unmasked WAR 0.192
+    selected step 6 · test samples 38 · validation 25 · train 127
+  wrote results: W/results.md  (also results.json, results.csv, per_class_recall.csv, …)
+  wrote plots: W/plots/  (3 files)
+  wrote logs: W/tensorboard/  (tensorboard --logdir W/tensorboard), checkpoints in W/checkpoints
+
+Over several runs the numbers read 'mean ± std' (sample std over folds × seeds)."""
 
 import json
 import os
