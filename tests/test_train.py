@@ -18,6 +18,7 @@ from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.train import optim, steps, trainer
 from tests.noise import assert_quiet
+from tests.test_writers import scalar_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -117,11 +118,8 @@ def test_main_end_to_end_and_exact_resume_after_sigkill(small_data_dir, tmp_path
   war = results["runs"][0]["metrics"]["er_emotion"]["war"]
   assert 0.0 <= war <= 1.0 and results["mean"]["er_emotion/war"] == war
   assert_quiet(out)
-  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-  events = EventAccumulator(os.path.join(full, "tensorboard", "fold1_seed0"))
-  events.Reload()
-  assert {"val/loss/task", "test/er_emotion/war"} <= set(events.Tags()["scalars"])
+  events = scalar_events(os.path.join(full, "tensorboard", "fold1_seed0"))
+  assert {"val/loss/task", "test/er_emotion/war"} <= set(events)
   assert "fold1_seed0: compiling the train step" in out
   lines = out.rstrip().splitlines()
   assert lines[-7].startswith("er7 · reference (face+eye+gaze) · emer/synthetic_small: 1 run")
