@@ -104,12 +104,11 @@ def comparison_records(workdirs, metrics=None, allow_mixed: bool = False) -> lis
     protocol = results["protocol"]
     if labels.count(label) > 1:
       label = f"{label} — {workdir.name}"
-    (dataset, folds), *_ = testbeds[protocol]
     if protocol in mixed:
       label = f"{label} [{config['dataset']}, {_folds(results)}]"
       column = f"{protocol} (mixed datasets/folds)"
     else:
-      column = f"{protocol} ({dataset}, {folds})"
+      column = f"{protocol} ({config['dataset']}, {_folds(results)})"
     kind = get_protocol(protocol).kind
     names = metrics or METRICS[kind]
     out += records(label, protocol, results, names, column=column, strict=bool(metrics))
