@@ -95,6 +95,10 @@ from absl import flags
 
 flags.FLAGS.mark_as_parsed()  # grain's prefetch reads absl flags; a notebook never parses them
 
+from emer_jax import logs
+
+logs.quiet()  # library logs at WARNING, as in the commands
+
 import json
 
 import matplotlib.pyplot as plt
@@ -126,12 +130,19 @@ print(
 # Every sample carries two labels. Where the displayed expression (FER) differs from the genuine
 # emotion (ER), the face masks what the person feels; only the eyes can tell.
 
+
 # %%
+def emotion_names(labels):
+  """Class names in the dataset's order (happiness … neutral), not alphabetical."""
+  return pd.Categorical.from_codes(labels, categories=EMOTIONS)
+
+
 view = pd.crosstab(
-  index.er_emotion.map(EMOTIONS.__getitem__),
-  index.fer_emotion.map(EMOTIONS.__getitem__),
+  emotion_names(index.er_emotion),
+  emotion_names(index.fer_emotion),
   rownames=["ER (genuine)"],
   colnames=["FER (displayed)"],
+  dropna=False,
 )
 print(f"masked samples (ER ≠ FER): {(index.er_emotion != index.fer_emotion).mean():.0%}")
 view
@@ -168,10 +179,13 @@ rows.fill_between(
   seconds, 0, 1920, where=eye["Validity left"] == 0, color="red", alpha=0.2, label="invalid"
 )
 rows.set_xlabel("s")
-rows.legend(loc="upper right", fontsize=8)
 pupil = rows.twinx()
-pupil.plot(seconds, eye["Pupil diameter left"], color="k", lw=0.5, alpha=0.6)
+pupil.plot(
+  seconds, eye["Pupil diameter left"], color="k", lw=0.5, alpha=0.6, label="pupil left (mm)"
+)
 pupil.set_ylabel("pupil left (mm)")
+handles = rows.get_legend_handles_labels()[0] + pupil.get_legend_handles_labels()[0]
+rows.legend(handles=handles, loc="upper right", fontsize=8)
 rows.set_title(f"{len(eye)} eye rows at 50 Hz ({len(columns)} columns)")
 heat.imshow(sample["fixation_map"][..., 0], cmap="magma")
 heat.set_title("fixation map")
@@ -221,7 +235,8 @@ def plot_series(ax, keys, title):
 fig, (loss, val) = plt.subplots(1, 2, figsize=(13, 3.8))
 plot_series(loss, ["train/loss/total", "train/loss/task/er_emotion"], "training loss")
 plot_series(val, ["val/er_emotion/war", "val/er_emotion/uar"], "validation ER-7 accuracy")
-val.axhline(1 / len(EMOTIONS), color="grey", ls="--")
+val.axhline(1 / len(EMOTIONS), color="grey", ls="--", label="chance 1/7")
+val.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
@@ -240,6 +255,7 @@ plot_series(
   "modality discriminator",
 )
 ax.axhline(1 / len(config.model.modalities), color="grey", ls="--", label="chance")
+ax.legend(fontsize=8)
 ax.set_ylim(0, 1.05)
 plt.show()
 

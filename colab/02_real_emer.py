@@ -102,6 +102,10 @@ from absl import flags
 
 flags.FLAGS.mark_as_parsed()  # grain's prefetch reads absl flags; a notebook never parses them
 
+from emer_jax import logs
+
+logs.quiet()  # library logs at WARNING, as in the commands
+
 import numpy as np
 from IPython.display import Markdown, display
 

@@ -101,6 +101,10 @@ from absl import flags
 
 flags.FLAGS.mark_as_parsed()  # grain's prefetch reads absl flags; a notebook never parses them
 
+from emer_jax import logs
+
+logs.quiet()  # library logs at WARNING, as in the commands
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display

@@ -90,6 +90,10 @@ from absl import flags
 
 flags.FLAGS.mark_as_parsed()  # grain's prefetch reads absl flags; a notebook never parses them
 
+from emer_jax import logs
+
+logs.quiet()  # library logs at WARNING, as in the commands
+
 import jax
 import pandas as pd
 

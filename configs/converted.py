@@ -1,8 +1,8 @@
 """Evaluates or fine-tunes a checkpoint converted from the authors' code.
 
-  python -m emer_jax.convert --checkpoint=emert.pth --output=converted
-  python -m emer_jax.main --config=configs/converted.py:converted --config.mode=eval \
-      --workdir=runs/converted
+  python -m emer_jax.convert --checkpoint=emert.pth --output=runs/emert_pth
+  python -m emer_jax.main --config=configs/converted.py:runs/emert_pth --config.mode=eval \
+      --workdir=runs/emert_pth_eval
 
 The argument is the conversion's output directory. The protocol follows the converted head
 (`--target` of the conversion); the dataset defaults to the real release, `emer/real`.

@@ -14,10 +14,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
+from emer_jax import logs
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.protocols import TARGETS
@@ -64,6 +65,7 @@ def _peak_memory():
 def _input_throughput(config, targets) -> float | None:
   if not config.benchmark.input_batches:
     return None
+  logs.phase(f"timing {config.benchmark.input_batches} input batches")
   data = open_source(config.dataset, config.data_dir, cache=config.input.cache)
   # Timed from the iterator's creation: timing only after a first batch would count batches
   # already waiting in the prefetch buffer as free. So this is a lower bound, start-up included.
@@ -93,6 +95,7 @@ def run(config) -> dict:
     eval_batch = pipeline.to_global(synthetic_batch(config, targets, config.eval_batch_size), mesh)
     lam = jnp.float32(1.0)
 
+    logs.phase("compiling the train step")
     start = time.perf_counter()
     compiled = train_step.lower(state, train_batch, lam).compile()
     compile_s = time.perf_counter() - start
@@ -102,6 +105,7 @@ def run(config) -> dict:
       holder["state"], metrics = compiled(holder["state"], train_batch, lam)
       return metrics["loss/total"]
 
+    logs.phase(f"timing {bench.steps} train and eval steps")
     _time_steps(one_train_step, bench.warmup_steps)
     train_times = _time_steps(one_train_step, bench.steps)
     _time_steps(lambda: eval_step(holder["state"], eval_batch), bench.warmup_steps)
@@ -129,4 +133,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  logs.run(main)

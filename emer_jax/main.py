@@ -7,13 +7,12 @@ Rerunning on the same workdir resumes from its latest checkpoint. Multi-process 
 host): add --distributed (auto-detection), or --coordinator_address, --num_processes, --process_id.
 """
 
-import json
-import logging as logging_lib
-
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from emer_jax import logs
+from emer_jax.evaluation.summary import print_summary
 from emer_jax.train.trainer import train_and_evaluate
 
 FLAGS = flags.FLAGS
@@ -30,17 +29,9 @@ flags.DEFINE_integer("process_id", None, "This process's index, where not detect
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _QuietLibraries(logging_lib.Filter):
-  """Orbax logs every checkpoint step at INFO; keep its warnings and errors only."""
-
-  def filter(self, record):
-    return record.levelno >= logging_lib.WARNING or "/orbax/" not in record.pathname
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().addFilter(_QuietLibraries())
   if FLAGS.distributed or FLAGS.coordinator_address:
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info(
@@ -48,9 +39,8 @@ def main(argv):
   )
   results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if jax.process_index() == 0:
-    summary = {k: round(v, 4) for k, v in results["mean"].items() if isinstance(v, float)}
-    print(json.dumps({"workdir": FLAGS.workdir, "test_mean": summary}, indent=1))
+    print_summary(results, FLAGS.workdir)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  logs.run(main)

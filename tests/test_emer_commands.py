@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+from tests.noise import assert_quiet
 from tfds_emer import release_layout as layout
 
 
@@ -26,11 +27,13 @@ def test_fake_release_validate_build(tmp_path):
   assert out.returncode == 0, out.stdout + out.stderr
   assert "samples: 2" in out.stdout
   assert out.stdout.rstrip().endswith("OK: 2 samples, 0 defects, 0 warnings")
+  assert_quiet(out.stdout + out.stderr)
   out = _run(
     "tfds_emer.build", "--config=real", f"--manual_dir={release}", f"--data_dir={tmp_path / 'data'}"
   )
   assert out.returncode == 0, out.stderr
   assert "Built emer/real/1.0.0: 2 samples" in out.stdout
+  assert_quiet(out.stdout + out.stderr)
   (release / layout.SET_FILE).write_text("nonsense line here\n")
   out = _run("tfds_emer.validate", f"--manual_dir={release}", "--face_frames=4")
   assert out.returncode == 1 and "defects (1):" in out.stdout and "cannot parse" in out.stdout

@@ -13,6 +13,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.noise import assert_quiet
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = sorted(glob.glob(os.path.join(REPO, "colab", "[0-9][0-9]_*.py")))
 NAMES = [os.path.basename(p)[:-3] for p in SOURCES]
@@ -53,3 +55,11 @@ def test_notebook_runs(name, small_data_dir, tmp_path, monkeypatch):
     notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": REPO}}
   )
   client.execute()  # raises CellExecutionError, with the failing cell and traceback
+  printed = [
+    output.get("text", "")
+    for cell in notebook.cells
+    if cell.cell_type == "code"
+    for output in cell.outputs
+    if output.output_type == "stream"
+  ]
+  assert_quiet("".join(printed))

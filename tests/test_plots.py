@@ -1,4 +1,4 @@
-"""Plots are written as valid PNG images."""
+"""Plots are written as valid PNG images, with the labels and marks a reader needs."""
 
 import json
 
@@ -8,11 +8,13 @@ from matplotlib import image
 
 from emer_jax.evaluation.metrics import classification_metrics
 from emer_jax.evaluation.plots import (
+  learning_curves_figure,
   plot_confusion,
   plot_learning_curves,
   plot_per_class_recall,
   plot_regression_scatter,
   read_metrics_jsonl,
+  recall_figure,
 )
 from emer_jax.protocols import EMOTIONS
 
@@ -76,3 +78,48 @@ def test_learning_curves_of_one_run_among_several(tmp_path):
   with pytest.raises(ValueError, match="no numeric series of fold 3 seed 0"):
     plot_learning_curves(path, tmp_path / "none.png", fold=3, seed=0)
   _assert_png(plot_learning_curves(path, tmp_path / "fold1.png", fold=1, seed=0))
+
+
+def test_learning_curves_are_labelled_and_mark_the_selected_step(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  lines = []
+  for step in range(1, 41):
+    record = {
+      "step": step,
+      "train/loss/task": 2 / step,
+      "train/loss/task/er_emotion": 2 / step,  # the only head: a repeat, no panel
+      "train/grl_lambda": 1.0,  # constant: no panel
+      "perf/steps_per_s": 3.0 + step % 3,  # throughput: no panel
+    }
+    if step % 10 == 0:
+      record |= {"val/loss/task": 2.5 / step, "val/er_emotion/war": step / 40}
+      record |= {"val/loss/task/er_emotion": 2.5 / step}
+    lines.append(json.dumps(record))
+  path.write_text("\n".join(lines) + "\n")
+  fig = learning_curves_figure(path, selected_step=20)
+  axes = [ax for ax in fig.axes if ax.axison]
+  assert sorted(ax.get_title() for ax in axes) == ["train/val: loss/task", "val: er_emotion/war"]
+  for ax in axes:
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() in ("loss", "war")
+    marks = [line for line in ax.get_lines() if line.get_label() == "selected step 20"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [20, 20]
+  (loss,) = [ax for ax in axes if ax.get_title().endswith("loss/task")]
+  assert [t.get_text() for t in loss.get_legend().get_texts()] == [
+    "train",
+    "val",
+    "selected step 20",
+  ]
+
+
+def test_recall_plot_shows_counts_and_chance(tmp_path):
+  support = [5, 1, 0, 3, 2, 4, 6]
+  recall = [0.6, 1.0, float("nan"), 0.0, 0.5, 0.25, 0.5]
+  fig = recall_figure(recall, EMOTIONS, support=support, title="er_emotion")
+  (ax,) = fig.axes
+  labels = [t.get_text() for t in ax.get_xticklabels()]
+  assert labels[0] == "happiness\n(n=5)" and labels[1] == "sadness\n(n=1)"
+  (chance,) = [line for line in ax.get_lines() if line.get_label().startswith("chance")]
+  assert chance.get_ydata()[0] == pytest.approx(1 / 7)
+  assert "chance 1/7" in [t.get_text() for t in ax.get_legend().get_texts()]
+  assert ax.get_ylabel() == "recall" and ax.get_xlabel()
+  assert "n/a" in [t.get_text() for t in ax.texts]

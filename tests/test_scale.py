@@ -212,6 +212,7 @@ def test_two_processes_train_together(small_data_dir, tmp_path):
         f"--coordinator_address={address}",
         "--num_processes=2",
         f"--process_id={i}",
+        "--verbosity=0",  # logs "Process i of 2"
       ],
       cwd=REPO,
       env=env,
@@ -224,7 +225,9 @@ def test_two_processes_train_together(small_data_dir, tmp_path):
   outs = [p.communicate(timeout=600)[0] for p in procs]
   for p, out in zip(procs, outs, strict=True):
     assert p.returncode == 0, out
-  assert "Process 1 of 2" in outs[1] and "test_mean" in outs[0] and "test_mean" not in outs[1]
+  assert (
+    "Process 1 of 2" in outs[1] and "wrote results:" in outs[0] and "wrote results:" not in outs[1]
+  )
   results = json.load(open(tmp_path / "results.json"))
   assert results["runs"][0]["num_train"] > 0
   assert [s for s, _ in _train_losses(tmp_path)] == [2, 4]

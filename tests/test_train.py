@@ -17,6 +17,8 @@ from emer_jax import models
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.train import optim, steps, trainer
+from tests.noise import assert_quiet
+from tests.test_writers import scalar_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,8 +89,9 @@ def _main(workdir, data_dir, *extra):
     *TINY,
     *extra,
   ]
+  env = os.environ | {"JAX_PLATFORMS": ""}  # as a user runs it: jax looks for accelerators
   return subprocess.Popen(
-    cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
   )
 
 
@@ -114,7 +117,18 @@ def test_main_end_to_end_and_exact_resume_after_sigkill(small_data_dir, tmp_path
   results = json.load(open(os.path.join(full, "results.json")))
   war = results["runs"][0]["metrics"]["er_emotion"]["war"]
   assert 0.0 <= war <= 1.0 and results["mean"]["er_emotion/war"] == war
-  assert "test_mean" in out
+  assert_quiet(out)
+  events = scalar_events(os.path.join(full, "tensorboard", "fold1_seed0"))
+  assert {"val/loss/task", "test/er_emotion/war"} <= set(events)
+  assert "fold1_seed0: compiling the train step" in out
+  lines = out.rstrip().splitlines()
+  assert lines[-7].startswith("er7 · reference (face+eye+gaze) · emer/synthetic_small: 1 run")
+  assert lines[-6].startswith(f"  er_emotion  WAR {war:.3f}") and "chance 0.143" in lines[-6]
+  selected = results["runs"][0]["selected_step"]
+  assert lines[-4].startswith(f"  selected step {selected} · test samples 38")
+  assert lines[-3].startswith(f"wrote results: {full}/results.md")
+  assert lines[-2] == f"wrote plots: {full}/plots/  ({len(os.listdir(f'{full}/plots'))} files)"
+  assert lines[-1].startswith(f"wrote logs: {full}/tensorboard/")
   assert [s for s, _ in _losses(full)] == [2, 4, 6]
 
   proc = _main(killed, small_data_dir)

@@ -19,10 +19,10 @@ import sys
 import time
 
 import tensorflow_datasets as tfds
-from absl import app, flags, logging
+from absl import flags, logging
 
 import tfds_emer  # noqa: F401 - registers `emer`
-from tfds_emer import locks
+from tfds_emer import locks, logs
 from tfds_emer.release import ReleaseError
 
 _INFO = "dataset_info.json"  # TFDS writes it last, into its temporary folder
@@ -142,4 +142,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("manual_dir", None, "The unpacked release (config real).")
   flags.DEFINE_string("data_dir", None, "Where TFDS datasets live (TFDS default if unset).")
   flags.DEFINE_enum("file_format", "array_record", ["array_record", "tfrecord"], "Storage format.")
-  app.run(main)
+  logs.run(main)

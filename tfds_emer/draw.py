@@ -9,9 +9,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from emer_jax.protocols import EMOTIONS  # noqa: E402
+from tfds_emer import logs  # noqa: E402
 from tfds_emer.sim import eye, face  # noqa: E402
 from tfds_emer.sim.config import SimConfig  # noqa: E402
 
@@ -90,4 +91,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.DEFINE_string("output", "emer_sim.png", "PNG file to write.")
-  app.run(main)
+  logs.run(main)

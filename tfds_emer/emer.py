@@ -6,6 +6,7 @@ Configs: `synthetic` (EMER-Sim at paper scale, the default), `synthetic_small` (
 """
 
 import dataclasses
+import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -19,7 +20,6 @@ from tfds_emer.sim.config import SimConfig
 from tfds_emer.sim.labels import STIMULI
 from tfds_emer.sim.samples import EmerSim
 from tfds_emer.stats import RunningStats, non_finite
-from tfds_emer.validate import validate
 
 _FACE_SIZE = 112
 _CITATION = """\
@@ -114,10 +114,19 @@ class Emer(tfds.core.GeneratorBasedBuilder):
       metadata=tfds.core.MetadataDict(),
     )
 
+  def _log_download_bytes(self):  # tfds: 'Downloading and preparing dataset Unknown size …'
+    print(f"building {self.info.full_name} in {self.data_dir}", file=sys.stderr, flush=True)
+
+  def _log_download_done(self):
+    logging.info("Built %s in %s.", self.info.full_name, self.data_dir)
+
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
     if cfg.sim is not None:
       return {"train": self._generate_examples(self._sim_examples(cfg), eye_export.COLUMNS)}
+    # Imported here: `import tfds_emer` must not import the module `python -m` runs as __main__.
+    from tfds_emer.validate import validate
+
     report = validate(dl_manager.manual_dir, cfg.face_frames, progress=True)
     for warning in report.warnings:
       logging.warning(warning)

@@ -8,11 +8,11 @@ import pathlib
 import cv2
 import numpy as np
 import pandas as pd
-from absl import app, flags
+from absl import flags
 from tqdm import tqdm
 
 from emer_jax.protocols import EMOTIONS, POLARITIES
-from tfds_emer import eye_export
+from tfds_emer import eye_export, logs
 from tfds_emer import release_layout as layout
 from tfds_emer.sim.config import SimConfig
 from tfds_emer.sim.samples import EmerSim
@@ -116,4 +116,4 @@ if __name__ == "__main__":
   flags.DEFINE_integer("frames_per_clip", 32, "Face frames written per sample.")
   flags.DEFINE_enum("eye_format", "xlsx", ["xlsx", "tsv", "csv"], "Eye export format.")
   flags.DEFINE_enum("faces", "frames", ["frames", "video", "both"], "Face modality form.")
-  app.run(main)
+  logs.run(main)

@@ -15,11 +15,11 @@ import pathlib
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from tqdm import tqdm
 
 from emer_jax.protocols import EMOTIONS
-from tfds_emer import release
+from tfds_emer import logs, release
 from tfds_emer import release_layout as layout
 
 
@@ -206,4 +206,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("manual_dir", None, "The unpacked EMER release.", required=True)
   flags.DEFINE_integer("face_frames", 32, "Face frames sampled per sample.")
   flags.DEFINE_bool("shallow", False, "Check labels, folds and file presence only.")
-  app.run(main)
+  logs.run(main)

@@ -1,6 +1,6 @@
 """Converts an authors' EMERT checkpoint (.pth or .npz) to an Orbax model checkpoint.
 
-  python -m emer_jax.convert --checkpoint=X.pth --output=DIR [--target=er_emotion]
+  python -m emer_jax.convert --checkpoint=X.pth --output=runs/DIR [--target=er_emotion]
 
 writes DIR/model (load with `--config.init_checkpoint=DIR/model`) and DIR/config.json (the
 model config, variant 'reference', plus the head it was converted with under `heads`).
@@ -9,8 +9,9 @@ model config, variant 'reference', plus the head it was converted with under `he
 import json
 import os
 
-from absl import app, flags, logging
+from absl import flags
 
+from emer_jax import logs
 from emer_jax.convert.checkpoints import load_reference_checkpoint
 from emer_jax.train.checkpoint import save_model
 
@@ -37,11 +38,13 @@ def _head_sizes(model):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
+  logs.phase(f"converting {_CHECKPOINT.value}")
   convert_checkpoint(_CHECKPOINT.value, _OUTPUT.value, _TARGET.value)
-  print(f"Wrote {os.path.join(_OUTPUT.value, 'model')} and config.json.")
+  model = os.path.join(_OUTPUT.value, "model")
+  logs.wrote("model", model, f"use with --config.init_checkpoint={model}")
+  logs.wrote("model config", os.path.join(_OUTPUT.value, "config.json"))
 
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["checkpoint", "output"])
-  app.run(main)
+  logs.run(main)

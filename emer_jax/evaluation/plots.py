@@ -1,7 +1,8 @@
 """PNG plots of evaluation results and training curves.
 
 Figures are built with `matplotlib.figure.Figure` and written by the Agg renderer, never through
-pyplot, so no display or global backend state is involved. Each function returns the path written.
+pyplot, so no display or global backend state is involved. Each `plot_*` function returns the
+path written; the `*_figure` functions behind them return the figure, for notebooks and tests.
 """
 
 import json
@@ -60,21 +61,38 @@ def plot_confusion(confusion, class_names: Sequence[str], path, title: str = "")
   return _save(fig, path)
 
 
-def plot_per_class_recall(recall, class_names: Sequence[str], path, title: str = "") -> Path:
-  """Bar per class; classes absent from the truth (NaN recall) are marked 'n/a'."""
+def recall_figure(recall, class_names: Sequence[str], support=None, title: str = "") -> Figure:
+  """Bar per class, its test-sample count under its name, and the chance line 1/C.
+
+  Classes absent from the truth (NaN recall) are marked 'n/a'.
+  """
   recall = np.asarray(recall, dtype=np.float64)
-  fig = Figure(figsize=(2 + 0.7 * len(class_names), 3.5), layout="constrained")
+  fig = Figure(figsize=(2 + 0.8 * len(class_names), 3.8), layout="constrained")
   ax = fig.subplots()
   x = np.arange(len(class_names))
   ax.bar(x, np.nan_to_num(recall), color="tab:blue")
   for i, value in enumerate(recall):
     label = "n/a" if np.isnan(value) else f"{value:.2f}"
     ax.text(i, (0 if np.isnan(value) else value) + 0.02, label, ha="center", fontsize=8)
-  ax.set_xticks(x, class_names, rotation=45, ha="right")
-  ax.set_ylim(0, 1.1)
+  names = list(class_names)
+  if support is not None:
+    names = [f"{name}\n(n={int(n)})" for name, n in zip(class_names, support, strict=True)]
+  ax.set_xticks(x, names, rotation=45, ha="right")
+  chance = 1 / len(class_names)
+  ax.axhline(chance, color="gray", ls="--", lw=1, label=f"chance 1/{len(class_names)}")
+  ax.legend(loc="upper right", fontsize=8)
+  ax.set_ylim(0, 1.15)
+  ax.set_xlabel("true class (test samples)" if support is not None else "true class")
   ax.set_ylabel("recall")
   ax.set_title(title or "per-class recall")
-  return _save(fig, path)
+  return fig
+
+
+def plot_per_class_recall(
+  recall, class_names: Sequence[str], path, title: str = "", support=None
+) -> Path:
+  """`recall_figure` as a PNG; `support` is the number of test samples per class."""
+  return _save(recall_figure(recall, class_names, support, title), path)
 
 
 def plot_regression_scatter(y_true, y_pred, path, title: str = "") -> Path:
@@ -134,18 +152,44 @@ def _group(key: str) -> str:
   return key.split("/", 1)[1] if "/" in key else key
 
 
-def plot_learning_curves(
-  metrics_jsonl, path, fold: int | None = None, seed: int | None = None, ncols: int = 3
-) -> Path:
-  """Every numeric series of one run (`read_metrics_jsonl`) against step, one panel per metric
-  with its splits overlaid.
+def _split(key: str) -> str:
+  return key.split("/", 1)[0] if "/" in key else ""
 
-  Keys are grouped on what follows the first '/', so `train/loss` and `val/loss` share a panel,
-  as do `train/er_valence/mae` and `val/er_valence/mae`.
+
+# Series that tell nothing about learning: speed (perf/…) is read from the progress bar.
+_SKIPPED_PREFIXES = ("perf/",)
+
+
+def _informative(series: dict) -> dict:
+  """Drops throughput, series that never change (a constant GRL λ or learning rate), and
+  repeats of an earlier series (with one head, `loss/task/<head>` is `loss/task`)."""
+  kept = {}
+  for key, (steps, values) in series.items():
+    if key.startswith(_SKIPPED_PREFIXES) or np.ptp(values) == 0:
+      continue
+    repeat = any(
+      _split(k) == _split(key) and np.array_equal(s, steps) and np.array_equal(v, values)
+      for k, (s, v) in kept.items()
+    )
+    if not repeat:
+      kept[key] = (steps, values)
+  return kept
+
+
+def learning_curves_figure(
+  metrics_jsonl, fold=None, seed=None, selected_step: int | None = None, ncols: int = 3
+) -> Figure:
+  """Every informative numeric series of one run (`read_metrics_jsonl`) against step, one panel
+  per metric with its splits overlaid; the selected checkpoint's step as a vertical line.
+
+  Keys are grouped on what follows the first '/', so `train/loss` and `val/loss` share a panel
+  titled 'train/val: loss', as do `train/er_valence/mae` and `val/er_valence/mae`. Throughput
+  (`perf/…`) and series that never change are left out.
   """
   series = read_metrics_jsonl(metrics_jsonl, fold, seed)
   if not series:
     raise ValueError(f"{metrics_jsonl} has no numeric series of fold {fold} seed {seed}.")
+  series = _informative(series) or series
   groups: dict[str, list[str]] = {}
   for key in series:
     groups.setdefault(_group(key), []).append(key)
@@ -156,10 +200,26 @@ def plot_learning_curves(
   for ax, (name, keys) in zip(axes, groups.items(), strict=False):
     for key in keys:
       steps, values = series[key]
-      ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=key)
-    ax.set_title(name)
+      ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=_split(key) or key)
+    if selected_step is not None:
+      ax.axvline(selected_step, color="gray", ls=":", lw=1, label=f"selected step {selected_step}")
+    splits = "/".join(dict.fromkeys(_split(k) for k in keys if _split(k)))
+    ax.set_title(f"{splits}: {name}" if splits else name, fontsize=10)
     ax.set_xlabel("step")
+    ax.set_ylabel("loss" if name.startswith("loss") else name.rsplit("/", 1)[-1])
     ax.legend(fontsize=7)
   for ax in axes[len(groups) :]:
     ax.set_axis_off()
-  return _save(fig, path)
+  return fig
+
+
+def plot_learning_curves(
+  metrics_jsonl,
+  path,
+  fold: int | None = None,
+  seed: int | None = None,
+  ncols: int = 3,
+  selected_step: int | None = None,
+) -> Path:
+  """`learning_curves_figure` as a PNG."""
+  return _save(learning_curves_figure(metrics_jsonl, fold, seed, selected_step, ncols), path)

@@ -5,8 +5,8 @@ trainer wrote and adds, in the workdir:
   results.csv, results.md       per fold and seed, then mean and std (`tables.write_results`)
   per_class_recall.csv          per run and classification target, one column per class
   plots/confusion_<target>_fold{k}_seed{s}.png      counts and row-normalised
-  plots/confusion_<target>_all.png                  summed over every run
-  plots/recall_<target>_fold{k}_seed{s}.png         per-class recall
+  plots/confusion_<target>_all.png                  summed over the runs, if more than one
+  plots/recall_<target>_fold{k}_seed{s}.png         per-class recall, counts and chance
   plots/scatter_<target>_fold{k}_seed{s}.png        regression truth against prediction
   plots/learning_curves_fold{k}_seed{s}.png         from metrics.jsonl
 and returns the results with `reference_style`: the authors' per-batch aggregation, recomputed
@@ -120,6 +120,7 @@ def write_plots(workdir, results) -> None:
           names,
           out / f"recall_{target}_{tag}.png",
           f"{target}, {title}",
+          support=np.asarray(values["confusion"]).sum(1),
         )
         summed[target] = summed.get(target, 0) + np.asarray(values["confusion"])
       else:
@@ -132,7 +133,15 @@ def write_plots(workdir, results) -> None:
           f"{target}, {title}",
         )
     if metrics_jsonl.exists() and plots.read_metrics_jsonl(metrics_jsonl, fold, seed):
-      plots.plot_learning_curves(metrics_jsonl, out / f"learning_curves_{tag}.png", fold, seed)
+      plots.plot_learning_curves(
+        metrics_jsonl,
+        out / f"learning_curves_{tag}.png",
+        fold,
+        seed,
+        selected_step=run.get("selected_step"),
+      )
+  if len(results["runs"]) == 1:
+    return  # the sum over one run is that run's own matrix
   for target, confusion in summed.items():
     title = f"{target}, {results['protocol']}, all {len(results['runs'])} runs"
     plots.plot_confusion(

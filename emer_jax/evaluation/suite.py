@@ -27,6 +27,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from emer_jax import compare, logs
 from emer_jax.config import protocol_config
 from emer_jax.evaluation import tables
 from emer_jax.protocols import get_protocol
@@ -55,34 +56,16 @@ def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
     with open(path) as f:
       return json.load(f)
   start = time.perf_counter()
+  logs.phase(f"cell {protocol}/{model}: training in {workdir}")
   results = train_and_evaluate(cell_config(suite, protocol, model), workdir)
   logging.info("Cell %s/%s took %.0f s.", protocol, model, time.perf_counter() - start)
   return results
 
 
 def records(suite, protocol: str, model: str, results: dict) -> list[dict]:
-  """Comparison records (model, protocol, metric, mean, std) of one cell."""
-  out = []
-  for target in get_protocol(protocol).targets:
-    kind = get_protocol(protocol).kind
-    for metric in suite.metrics[kind]:
-      name = f"{target}/{metric}"
-      if name not in results["mean"]:
-        raise KeyError(
-          f"Cell {protocol}/{model} has no metric {name!r} (it has {sorted(results['mean'])}); "
-          "delete the cell's results.json to rerun it with the current code."
-        )
-      std = results["std"].get(name)
-      out.append(
-        {
-          "model": model,
-          "protocol": protocol,
-          "metric": name,
-          "mean": results["mean"][name],
-          "std": float("nan") if std is None else std,  # None: a single run (JSON null)
-        }
-      )
-  return out
+  """Comparison records (model, protocol, metric, mean, std) of one cell, as emer_jax.compare
+  makes them for any workdir."""
+  return compare.records(model, protocol, results, suite.metrics[get_protocol(protocol).kind])
 
 
 def run_suite(suite, workdir: str) -> dict:
@@ -107,11 +90,13 @@ def main(argv):
   paths = run_suite(FLAGS.config, workdir)
   if paths:
     print(paths["md"].read_text())
-    print(json.dumps({"workdir": workdir, "wall_s": round(time.perf_counter() - start, 1)}))
+    took = f"also comparison.csv, comparison.tex; {time.perf_counter() - start:.0f} s"
+    logs.wrote("comparison", paths["md"], took)
+    logs.wrote("cells", workdir, "a workdir per protocol/model, each with results.md and plots/")
 
 
 if __name__ == "__main__":  # flags defined here only, so that importing this module defines none
   config_flags.DEFINE_config_file("config", None, "Suite config, e.g. configs/suite.py[:small].")
   flags.DEFINE_string("workdir", None, "Output directory; the config's `workdir` if unset.")
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  logs.run(main)

@@ -7,11 +7,11 @@ python -m emer_jax.models.summary --variant=reference [--heads=er_emotion]
 import collections
 
 import jax
-from absl import app, flags
+from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from emer_jax import models, protocols
+from emer_jax import logs, models, protocols
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file with a `model` field.")
 _VARIANT = flags.DEFINE_string("variant", "reference", "Model variant, when no --config.")
@@ -54,4 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  logs.run(main)

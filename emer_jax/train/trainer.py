@@ -24,7 +24,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType
 
-from emer_jax import models
+from emer_jax import logs, models
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source, prepared_builder
 from emer_jax.data.splits import make_split
@@ -32,7 +32,7 @@ from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.evaluation import predictions, report
 from emer_jax.protocols import TARGETS, get_protocol, head_sizes
 from emer_jax.train import checkpoint, optim, steps
-from emer_jax.train.writers import MetricWriter
+from emer_jax.train.writers import MetricWriter, split_losses
 
 LOWER_IS_BETTER = ("mae", "mse", "rmse")
 
@@ -101,6 +101,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     "runs": runs,
     **metrics_lib.summarize([run["metrics"] for run in runs]),
   }
+  logs.phase(f"writing reports to {workdir}")
   results = report.write_run_reports(workdir, results)
   _write_json(os.path.join(workdir, "results.json"), results)
   return results
@@ -114,18 +115,24 @@ def _selection_score(config, metrics: dict) -> float:
   return -value if metric in LOWER_IS_BETTER else value
 
 
-def predict(eval_step, state, data, indices, config, targets, mesh) -> dict:
-  """Model outputs for `indices` (in that order), gathered on every process."""
+def predict(eval_step, state, data, indices, config, targets, mesh, desc=None) -> dict:
+  """Model outputs for `indices` (in that order), gathered on every process; a bar if `desc`."""
   outputs = []
+  num_batches = -(-len(indices) // config.eval_batch_size)
+  bar = logs.progress(num_batches, desc, unit="batch", leave=False) if desc else None
   for batch in pipeline.eval_dataset(data, indices, config, targets):
     batch = {k: v for k, v in batch.items() if k in steps.MODEL_INPUTS}
     out = eval_step(state, pipeline.to_global(batch, mesh))
     outputs.append(multihost_utils.process_allgather(out, tiled=True))
+    if bar is not None:
+      bar.update(1)
+  if bar is not None:
+    bar.close()
   return {k: np.concatenate([o[k] for o in outputs])[: len(indices)] for k in outputs[0]}
 
 
-def _evaluate(eval_step, state, data, indices, config, targets, mesh):
-  outputs = predict(eval_step, state, data, indices, config, targets, mesh)
+def _evaluate(eval_step, state, data, indices, config, targets, mesh, desc=None):
+  outputs = predict(eval_step, state, data, indices, config, targets, mesh, desc)
   labels = {name: data.index[name][indices] for name in targets}
   return outputs, metrics_lib.target_metrics(labels, outputs)
 
@@ -219,6 +226,7 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
   eval_every = config.eval_every_steps or steps_per_epoch
   dtype = jnp.dtype(config.dtype)
 
+  logs.phase(f"{name}: building the model")
   graphdef, abstract, state = init_state(config, head_sizes(targets), seed, total_steps, mesh)
   with jax.set_mesh(mesh):
     if config.init_checkpoint:
@@ -260,17 +268,21 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
       eval_step = steps.make_eval_step(graphdef, dtype=dtype)
       schedule = optim.learning_rate_schedule(config, total_steps)
       writer = MetricWriter(workdir, name, {"fold": fold, "seed": seed}, resume_step=start)
-      progress = _progress(start, total_steps, name)
+      if start < total_steps:
+        logs.phase(f"{name}: compiling the train step (the bar starts after its first step)")
+      progress = None
       pending = []
       for step in range(start + 1, total_steps + 1):
         batch = pipeline.to_global(next(train_iter), mesh)
         lam = optim.grl_lambda(config.grl, step - 1, total_steps)
         state, metrics = train_step(state, batch, lam)
         pending.append((step, metrics["finite/loss"], metrics["finite/grads"]))
-        progress.update(1)
-        if step == start + 1:  # throughput is timed from the end of the compiling first step
+        if step == start + 1:  # throughput and the bar's ETA start after the compiling step
           jax.block_until_ready(metrics)
           tick, tick_step = time.perf_counter(), step
+          progress = logs.progress(total_steps, f"{name}: training", initial=step)
+        else:
+          progress.update(1)
         if step % config.log_every_steps == 0 or step == total_steps:
           _check_finite(jax.device_get(pending))
           pending = []
@@ -286,9 +298,10 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
           writer.write(step, logged)
           progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
         if len(split.val) and (step % eval_every == 0 or step == total_steps):
-          _, val = _evaluate(eval_step, state, data, split.val, config, targets, mesh)
+          val_out, val = _evaluate(eval_step, state, data, split.val, config, targets, mesh)
           score = _selection_score(config, val)
-          writer.write(step, metrics_lib.flatten_scalars(val, "val/"))
+          val_losses = split_losses(data.index, split.val, val_out, dict(config.loss.head_weights))
+          writer.write(step, metrics_lib.flatten_scalars(val, "val/") | val_losses)
           if meta["best_score"] is None or score > meta["best_score"]:
             meta = {"best_score": score, "best_step": step}
             best.save(step, args=ocp.args.StandardSave(state[0]))
@@ -303,17 +316,20 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
               meta=ocp.args.JsonSave(meta),
             ),
           )
-      progress.close()
+      if progress is not None:
+        progress.close()
       best.wait_until_finished()
       if meta["best_step"] is not None:
         chosen = best.restore(meta["best_step"], args=ocp.args.StandardRestore(abstract[0]))
         state = nnx.State({0: chosen, 1: state[1]})
-      outputs, test = _evaluate(eval_step, state, data, split.test, config, targets, mesh)
-      writer.close()
+      desc = f"{name}: evaluating {len(split.test)} test samples"
+      outputs, test = _evaluate(eval_step, state, data, split.test, config, targets, mesh, desc)
   masked = data.index["er_emotion"][split.test] != data.index["fer_emotion"][split.test]
   labels = {name: data.index[name][split.test] for name in targets}
   for name, values in metrics_lib.masked_metrics(labels, outputs, masked).items():
     test[name] |= values
+  writer.write_test(meta["best_step"] or total_steps, metrics_lib.flatten_scalars(test, "test/"))
+  writer.close()
 
   result = {
     "fold": fold,
@@ -343,17 +359,4 @@ def _write_predictions(workdir, fold, seed, data, indices, targets, outputs):
     y_true={t: data.index[t][indices] for t in targets},
     y_pred=outputs,
     probabilities=jax.device_get(probabilities),
-  )
-
-
-def _progress(start, total, name):
-  from tqdm.auto import tqdm
-
-  return tqdm(
-    total=total,
-    initial=start,
-    desc=name,
-    unit="step",
-    disable=jax.process_index() != 0,
-    dynamic_ncols=True,
   )

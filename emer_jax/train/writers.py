@@ -1,10 +1,31 @@
-"""Metric logging: JSON lines plus TensorBoard event files, written by process 0 only."""
+"""Metric logging: JSON lines plus TensorBoard event files, written by process 0 only.
+
+View the event files with `tensorboard --logdir W/tensorboard` (the `[dev]` extra installs it).
+"""
 
 import json
 import os
 
 import jax
 import numpy as np
+
+from emer_jax.train.losses import task_loss
+
+
+def split_losses(index: dict, indices, outputs: dict, head_weights: dict, prefix="val/") -> dict:
+  """The task losses on a whole split, named as the train step names its batch losses.
+
+  `index` holds each target's labels for every sample (EmerSource.index), `outputs` the
+  model's outputs for `indices` in that order: gives 'val/loss/task/<target>' per head and
+  'val/loss/task', their weighted sum.
+  """
+  out, total = {}, 0.0
+  for name, value in outputs.items():
+    loss = float(task_loss(name, np.asarray(value, np.float32), np.asarray(index[name])[indices]))
+    out[f"{prefix}loss/task/{name}"] = loss
+    total += head_weights.get(name, 1.0) * loss
+  out[f"{prefix}loss/task"] = total
+  return out
 
 
 def _scalar(value):
@@ -61,6 +82,14 @@ class MetricWriter:
     for name, value in metrics.items():
       if isinstance(value, int | float):
         self._tb.add_scalar(name, value, step)
+
+  def write_test(self, step: int, metrics: dict):
+    """A run's test metrics, to TensorBoard only (metrics.jsonl holds training and validation),
+    at the selected step."""
+    if not self._active:
+      return
+    for name, value in metrics.items():
+      self._tb.add_scalar(name, float(value), step)
 
   def close(self):
     if self._tb is not None:

@@ -1,0 +1,54 @@
+"""Quiet output for the commands and notebooks: what helps the user, not what libraries chatter.
+
+  logs.run(main)   instead of absl's app.run(main) in a command
+  logs.quiet()     once in a notebook (or any program not started by `run`)
+
+Library logs (jax, tfds, orbax, grain) show at WARNING and above, and a few warnings that never
+mean anything is wrong are dropped. `--verbosity=0` (INFO) or higher brings everything back.
+"""
+
+import logging
+import warnings
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+# Templates (record.msg) of library log records that report nothing wrong.
+NOISE = (
+  # tfds, on a dataset not built yet: the version folder it is about to write holds no
+  # dataset_info.json (the lock file, or nothing yet).
+  "Variant folder %s has no %s",
+)
+
+
+class DropNoise(logging.Filter):
+  def filter(self, record):
+    return record.msg not in NOISE
+
+
+_DROP_NOISE = DropNoise()
+
+
+def quiet():
+  """Library logs at WARNING, the `NOISE` records dropped; idempotent."""
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  logger = logging.getLogger("absl")  # tfds logs through absl
+  if _DROP_NOISE not in logger.filters:
+    logger.addFilter(_DROP_NOISE)
+  # tqdm.auto without ipywidgets (a notebook without them) falls back to a text bar: say nothing.
+  warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
+
+
+def _verbosity_given() -> bool:
+  return bool(flags.FLAGS["verbosity"].present)
+
+
+def run(main):
+  """`app.run(main)`, quiet (see `quiet`) unless --verbosity (-v) is on the command line."""
+
+  def quiet_main(argv):
+    if not _verbosity_given():
+      quiet()
+    return main(argv)
+
+  app.run(quiet_main)
