@@ -22,6 +22,8 @@ def test_fake_release_validate_build(tmp_path):
   )
   assert out.returncode == 0, out.stderr
   assert len(list((release / layout.EYE_DIR).glob("*.tsv"))) == 2
+  assert "writing fake release" in out.stderr  # the progress bar's phase
+  assert out.stdout.strip().splitlines()[-1] == f"wrote {release / 'manifest.json'}"
   out = _run("tfds_emer.validate", f"--manual_dir={release}", "--face_frames=4")
   assert out.returncode == 0, out.stdout + out.stderr
   assert "samples: 2" in out.stdout and out.stdout.rstrip().endswith("OK")
@@ -29,7 +31,8 @@ def test_fake_release_validate_build(tmp_path):
     "tfds_emer.build", "--config=real", f"--manual_dir={release}", f"--data_dir={tmp_path / 'data'}"
   )
   assert out.returncode == 0, out.stderr
-  assert "Built emer/real/1.0.0: 2 samples" in out.stdout
+  last = out.stdout.strip().splitlines()[-1]
+  assert last.startswith(f"wrote {tmp_path / 'data' / 'emer' / 'real' / '1.0.0'} (emer/real/1.0.0: 2")
   (release / layout.SET_FILE).write_text("nonsense line here\n")
   out = _run("tfds_emer.validate", f"--manual_dir={release}", "--face_frames=4")
   assert out.returncode == 1 and "ERROR" in out.stdout and "cannot parse" in out.stdout

@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from emer_jax.protocols import EMOTIONS  # noqa: E402
 from tfds_emer.sim import eye, face  # noqa: E402
 from tfds_emer.sim.config import SimConfig  # noqa: E402
+from tfds_emer.vocabulary import EMOTIONS  # noqa: E402
 
 INTENSITIES = (0.75, 1.5, 2.25, 3.0)
 

@@ -15,9 +15,9 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from emer_jax.protocols import EMOTIONS
 from tfds_emer import release
 from tfds_emer import release_layout as layout
+from tfds_emer.vocabulary import EMOTIONS
 
 
 @dataclasses.dataclass(frozen=True)
