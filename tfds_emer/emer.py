@@ -139,7 +139,7 @@ class Emer(tfds.core.GeneratorBasedBuilder):
     before the dataset is finalised (TFDS then removes its temporary folder)."""
     screen = tuple(report.mapping.get("screen_px", eye_export.SCREEN_PX))
     jobs = [(files, report.mapping, cfg.face_frames, screen) for files in report.samples.values()]
-    workers = min(self._workers or parallel.default_workers(), len(jobs))
+    workers = self._workers or parallel.default_workers(len(jobs))
     decoded = parallel.ordered_map(decode_release_sample, jobs, workers)
     problems = []
     bar = tqdm(decoded, total=len(jobs), desc=f"building {self.info.full_name}", unit="sample")

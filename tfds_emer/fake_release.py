@@ -262,7 +262,7 @@ def main(argv):
     eye_format=f.eye_format,
     faces=f.faces or scale.faces,
     header_style=f.header_style,
-    workers=f.workers or parallel.default_workers(),
+    workers=f.workers or parallel.default_workers(cfg.num_samples),
   )
   print("\n".join(written(f.output)))
 

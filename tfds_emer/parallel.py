@@ -6,9 +6,11 @@ import multiprocessing
 import os
 
 
-def default_workers() -> int:
-  """The CPU cores this process may use."""
-  return len(os.sched_getaffinity(0))
+def default_workers(num_items: int | None = None, per_worker: int = 8) -> int:
+  """The CPU cores this process may use; for `num_items` items, at most one worker per
+  `per_worker` items (starting a worker costs about as much as a few items)."""
+  cores = len(os.sched_getaffinity(0))
+  return cores if num_items is None else max(1, min(cores, num_items // per_worker))
 
 
 def ordered_map(fn, items, workers: int, *, initializer=None, initargs=(), ahead: int = 2):
