@@ -361,12 +361,16 @@ def test_malformed_release(broken, defect):
   assert any(message in p for p in report.problems), report.problems
 
 
-def test_failed_build_leaves_nothing(broken, tmp_path):
+# Found before decoding (labels), and while decoding in the build's single pass (an export).
+@pytest.mark.parametrize("defect", ["valence out of range", "eye cell beyond float32"])
+def test_failed_build_leaves_nothing(broken, tmp_path, defect):
   root, ids = broken
-  DEFECTS["valence out of range"][0](root, ids)
+  mutate, message = DEFECTS[defect]
+  mutate(root, ids)
   data_dir = tmp_path / "data"
-  with pytest.raises(ReleaseError, match="outside"):
+  with pytest.raises(ReleaseError) as info:
     _build(data_dir, "real_test", manual_dir=root)
+  assert any(message.format(id0=ids[0], id1=ids[1]) in p for p in info.value.problems)
   # TFDS keeps only its builder-class note (.config/); no dataset file, no incomplete folder.
   leftovers = [p for p in data_dir.rglob("*") if p.is_file() and ".config" not in p.parts]
   assert not leftovers
