@@ -6,8 +6,10 @@ code; the paper bodies are not at hand. Correct this table, and only this table,
 
 import dataclasses
 
-EMOTIONS = ("happiness", "sadness", "fear", "surprise", "disgust", "anger", "neutral")
-POLARITIES = ("positive", "negative", "neutral")
+# The class names and label fields belong to the dataset; re-exported here for emer_jax.
+from tfds_emer.vocabulary import EMOTIONS, LABEL_FIELDS, POLARITIES
+
+__all__ = ["EMOTIONS", "POLARITIES", "PROTOCOLS", "TARGETS", "Protocol", "Target"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,15 +26,11 @@ class Target:
 
 
 TARGETS = {
-  t.name: t
-  for view in ("er", "fer")
-  for t in (
-    Target(f"{view}_emotion", "classification", EMOTIONS),
-    Target(f"{view}_polarity", "classification", POLARITIES),
-    Target(f"{view}_valence", "regression"),
-    Target(f"{view}_arousal", "regression"),
-  )
-} | {"fer_intensity": Target("fer_intensity", "regression")}
+  f.name: Target(f.name, "classification", f.classes)
+  if f.is_class
+  else Target(f.name, "regression")
+  for f in LABEL_FIELDS
+}
 
 
 @dataclasses.dataclass(frozen=True)

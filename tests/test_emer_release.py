@@ -225,7 +225,13 @@ SMALL = SimConfig(seed=5, num_subjects=1, num_samples=3)
 def small(tmp_path_factory):
   root = tmp_path_factory.mktemp("small")
   sim = write_release(
-    root, SMALL, frames_per_clip=4, eye_format="tsv", faces="both", progress=False
+    root,
+    SMALL,
+    frames_per_clip=4,
+    eye_format="tsv",
+    faces="both",
+    header_style="plain",
+    progress=False,
   )
   return root, [s.sample_id for s in sim.samples]
 
@@ -339,15 +345,23 @@ DEFECTS = {
     lambda r, ids: _edit_eye(r, ids[0], lambda t: t.rename(columns={"Gaze point X": "Gaze X"})),
     "no gaze columns",
   ),
-  "wrong column count": (
+  "missing eye column": (
     lambda r, ids: _edit_eye(r, ids[0], lambda t: t.drop(columns="Pupil diameter left")),
-    "38 numeric columns, expected 39",
+    "missing column(s) the model needs: 'Pupil diameter left' ('Pupil diameter left [mm]')",
   ),
-  "columns differ": (
+  "text cell in an eye column": (
+    lambda r, ids: _edit_eye(r, ids[1], lambda t: _set(t, "Pupil diameter left", "3.1mm")),
+    "{id1}.tsv: column 'Pupil diameter left' row 2: '3.1mm' is not a number",
+  ),
+  "eye cell beyond float32": (
+    lambda r, ids: _edit_eye(r, ids[1], lambda t: _set(t, "Eyetracker timestamp", 1e308)),
+    "{id1}.tsv: column 'Eyetracker timestamp' row 2: 1e+308 is beyond float32",
+  ),
+  "eye column twice": (
     lambda r, ids: _edit_eye(
-      r, ids[1], lambda t: t.rename(columns={"Pupil diameter left": "Pupil L"})
+      r, ids[0], lambda t: t.assign(**{"Pupil diameter left [mm]": t["Pupil diameter left"]})
     ),
-    "numeric columns differ",
+    "columns 'Pupil diameter left' and 'Pupil diameter left [mm]' both give",
   ),
   "all-NaN eye rows": (lambda r, ids: _edit_eye(r, ids[0], _blank_gaze), "no valid row"),
   "zero face frames": (
@@ -423,45 +437,20 @@ def test_video_short_of_its_header_is_a_warning_in_validate_and_build(broken, tm
   assert want in caplog.text
 
 
-def test_failed_build_leaves_nothing(broken, tmp_path):
+# Found before decoding (labels), and while decoding in the build's single pass (an export).
+@pytest.mark.parametrize("defect", ["valence out of range", "eye cell beyond float32"])
+def test_failed_build_leaves_nothing(broken, tmp_path, defect):
   root, ids = broken
-  DEFECTS["valence out of range"][0](root, ids)
+  mutate, message = DEFECTS[defect]
+  mutate(root, ids)
   data_dir = tmp_path / "data"
-  with pytest.raises(ReleaseError, match="outside"):
+  with pytest.raises(ReleaseError) as info:
     _build(data_dir, "real_test", manual_dir=root)
+  assert any(message.format(id0=ids[0], id1=ids[1]) in p for p in info.value.problems)
   # TFDS keeps only its builder-class note (.config/); no dataset file, no incomplete folder.
   leftovers = [p for p in data_dir.rglob("*") if p.is_file() and ".config" not in p.parts]
   assert not leftovers
   assert not list(data_dir.rglob("1.0.0"))
-
-
-def test_decimal_comma_export(small, tmp_path):
-  root, ids = small
-  path = root / layout.EYE_DIR / f"{ids[0]}.tsv"
-  want = release.read_eye(path, {})
-  comma = tmp_path / path.name
-  pd.read_csv(path, sep="\t").to_csv(comma, sep="\t", index=False, na_rep="", decimal=",")
-  got = release.read_eye(comma, {})
-  np.testing.assert_array_equal(got.values, want.values)
-  assert got.columns == want.columns
-
-
-def test_alias_gaze_and_timestamp_headers(small, tmp_path):
-  root, ids = small
-  path = root / layout.EYE_DIR / f"{ids[0]}.tsv"
-  want = release.read_eye(path, {})
-  renamed = {
-    "Gaze point X": "Gaze point X [DACS px]",
-    "Gaze point Y": "Gaze point Y [DACS px]",
-    "Recording timestamp": "Recording timestamp [μs]",
-  }
-  alias = tmp_path / path.name
-  pd.read_csv(path, sep="\t").rename(columns=renamed).to_csv(
-    alias, sep="\t", index=False, na_rep=""
-  )
-  got = release.read_eye(alias, {})
-  assert got.gaze_cols == want.gaze_cols
-  np.testing.assert_array_equal(got.timestamps_ms, want.timestamps_ms)
 
 
 def test_blank_label_rows_are_skipped(sheet):

@@ -1,9 +1,10 @@
 """Builds the TFDS dataset `emer` without the `tfds` CLI.
 
   python -m tfds_emer.build --config=real --manual_dir=DIR --data_dir=DIR \\
-      [--file_format=array_record|tfrecord]
+      [--file_format=array_record|tfrecord] [--workers=N]
 
-tfrecord (for `tfds.load`, tf.data) needs the `[tf]` extra; array_record does not.
+tfrecord (for `tfds.load`, tf.data) needs the `[tf]` extra; array_record does not. The `real`
+config reads each eye export and face clip once, in `--workers` processes (default: every core).
 
 Builds into one data_dir take turns: a build waits while another process builds the same
 dataset there (lock file `<data_dir>/emer/<config>/<version>.lock`), then finds it built and
@@ -13,6 +14,7 @@ reuses it. The temporary `incomplete.*` folders a killed build leaves are remove
 import contextlib
 import datetime
 import os
+import pathlib
 import shlex
 import shutil
 import sys
@@ -121,20 +123,29 @@ def _build_once(builder, manual_dir, file_format) -> None:
       )
 
 
-def build(config: str, data_dir=None, manual_dir=None, file_format="array_record"):
-  builder = tfds.builder(f"emer/{config}", data_dir=data_dir, file_format=file_format)
+def build(config: str, data_dir=None, manual_dir=None, file_format="array_record", workers=None):
+  builder = tfds.builder(
+    f"emer/{config}", data_dir=data_dir, file_format=file_format, workers=workers
+  )
   return prepare(builder, manual_dir, file_format)
+
+
+def written(builder) -> str:
+  """The 'wrote' line of a built dataset: where, how many samples, how big."""
+  folder = pathlib.Path(builder.data_dir)
+  size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+  n = builder.info.splits["train"].num_examples
+  return f"wrote {folder} ({builder.info.full_name}: {n} samples, {size / 1e6:.0f} MB)"
 
 
 def main(argv):
   del argv
   f = flags.FLAGS
   try:
-    builder = build(f.config, f.data_dir, f.manual_dir, f.file_format)
+    builder = build(f.config, f.data_dir, f.manual_dir, f.file_format, f.workers)
   except (DatasetDamaged, ReleaseError) as e:
     sys.exit(f"{type(e).__name__}: {e}")
-  n = builder.info.splits["train"].num_examples
-  print(f"Built {builder.info.full_name}: {n} samples in {builder.data_dir}")
+  print(written(builder))
 
 
 if __name__ == "__main__":
@@ -142,4 +153,5 @@ if __name__ == "__main__":
   flags.DEFINE_string("manual_dir", None, "The unpacked release (config real).")
   flags.DEFINE_string("data_dir", None, "Where TFDS datasets live (TFDS default if unset).")
   flags.DEFINE_enum("file_format", "array_record", ["array_record", "tfrecord"], "Storage format.")
+  flags.DEFINE_integer("workers", None, "Processes decoding release samples (default: all cores).")
   logs.run(main)

@@ -11,17 +11,16 @@ import sys
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
+from tqdm import tqdm
 
-from emer_jax.protocols import EMOTIONS, POLARITIES
-from tfds_emer import eye_export, release
+from tfds_emer import eye_export, parallel, release
 from tfds_emer.example import make_example
 from tfds_emer.release import ReleaseError
 from tfds_emer.sim.config import SimConfig
-from tfds_emer.sim.labels import STIMULI
 from tfds_emer.sim.samples import EmerSim
 from tfds_emer.stats import RunningStats, non_finite
+from tfds_emer.vocabulary import FACE_SIZE, GAZE_WIDTH, LABEL_FIELDS, MAP_SIZE, STIMULI
 
-_FACE_SIZE = 112
 _CITATION = """\
 @article{liu2024smile,
   title={Smile upon the Face but Sadness in the Eyes: Emotion Recognition based on Facial
@@ -44,26 +43,19 @@ def features(face_frames: int) -> tfds.features.FeaturesDict:
   return tfds.features.FeaturesDict(
     {
       "face": tfds.features.Tensor(
-        shape=(face_frames, _FACE_SIZE, _FACE_SIZE, 3), dtype=np.uint8, encoding="zlib"
+        shape=(face_frames, FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8, encoding="zlib"
       ),
       "eye": tfds.features.Tensor(
         shape=(None, eye_export.NUM_COLUMNS), dtype=np.float32, encoding="zlib"
       ),
-      "gaze": tfds.features.Tensor(shape=(None, 2), dtype=np.float32, encoding="zlib"),
+      "gaze": tfds.features.Tensor(shape=(None, GAZE_WIDTH), dtype=np.float32, encoding="zlib"),
       "fixation_map": tfds.features.Tensor(
-        shape=(eye_export.MAP_SIZE, eye_export.MAP_SIZE, 1), dtype=np.float32, encoding="zlib"
+        shape=(MAP_SIZE, MAP_SIZE, 1), dtype=np.float32, encoding="zlib"
       ),
       **{
-        f"{view}_{name}": feature
-        for view in ("er", "fer")
-        for name, feature in (
-          ("emotion", tfds.features.ClassLabel(names=EMOTIONS)),
-          ("polarity", tfds.features.ClassLabel(names=POLARITIES)),
-          ("valence", scalar(np.float32)),
-          ("arousal", scalar(np.float32)),
-        )
+        f.name: tfds.features.ClassLabel(names=f.classes) if f.is_class else scalar(np.float32)
+        for f in LABEL_FIELDS
       },
-      "fer_intensity": scalar(np.float32),
       "subject_id": scalar(np.int32),
       "sample_id": tfds.features.Text(),
       "stimulus": tfds.features.ClassLabel(names=STIMULI),
@@ -104,6 +96,11 @@ class Emer(tfds.core.GeneratorBasedBuilder):
   (or `face video/`). See tfds_emer/README.md for accepted forms and the optional mapping file.
   """
 
+  def __init__(self, *, workers: int | None = None, **kwargs):
+    """`workers`: processes that decode release samples (default: every core)."""
+    super().__init__(**kwargs)
+    self._workers = workers
+
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
       builder=self,
@@ -127,13 +124,14 @@ class Emer(tfds.core.GeneratorBasedBuilder):
     # Imported here: `import tfds_emer` must not import the module `python -m` runs as __main__.
     from tfds_emer.validate import validate
 
-    report = validate(dl_manager.manual_dir, cfg.face_frames, progress=True)
+    # Labels, folds and files first; each export and clip is then read once, while building.
+    report = validate(dl_manager.manual_dir, cfg.face_frames, deep=False)
     for warning in report.warnings:
       logging.warning(warning)
     if not report.ok:
       raise ReleaseError(report.problems)
     return {
-      "train": self._generate_examples(self._release_examples(cfg, report), report.eye_columns)
+      "train": self._generate_examples(self._release_examples(cfg, report), eye_export.COLUMNS)
     }
 
   def _generate_examples(self, examples, eye_columns):
@@ -152,27 +150,22 @@ class Emer(tfds.core.GeneratorBasedBuilder):
     meta["eye_columns"] = list(eye_columns)
 
   def _release_examples(self, cfg: EmerConfig, report):
-    for sid, files in report.samples.items():
-      export = release.read_eye(files.eye, report.mapping)
-      frames = release.read_faces(
-        files.frame_dir,
-        files.video,
-        cfg.face_frames,
-        _FACE_SIZE,
-        aligned_video=report.mapping.get("face_video") == "aligned",
-      )
-      yield (
-        sid,
-        make_example(
-          frames=frames,
-          eye_raw=export.values,
-          gaze_cols=export.gaze_cols,
-          timestamps_ms=export.timestamps_ms,
-          labels=label_features(files.label),
-          num_frames=cfg.face_frames,
-          screen=tuple(report.mapping.get("screen_px", eye_export.SCREEN_PX)),
-        ),
-      )
+    """Decodes samples in worker processes, in order; every defect is collected, then raised
+    before the dataset is finalised (TFDS then removes its temporary folder)."""
+    screen = tuple(report.mapping.get("screen_px", eye_export.SCREEN_PX))
+    jobs = [(files, report.mapping, cfg.face_frames, screen) for files in report.samples.values()]
+    workers = self._workers or parallel.default_workers(len(jobs))
+    decoded = parallel.ordered_map(decode_release_sample, jobs, workers)
+    problems = []
+    bar = tqdm(decoded, total=len(jobs), desc=f"building {self.info.full_name}", unit="sample")
+    for sid, example, found, warnings in bar:
+      problems += found
+      for warning in warnings:
+        logging.warning(warning)
+      if not problems:
+        yield sid, example
+    if problems:
+      raise ReleaseError(problems)
 
   def _sim_examples(self, cfg: EmerConfig):
     sim = EmerSim(cfg.sim)
@@ -193,18 +186,45 @@ class Emer(tfds.core.GeneratorBasedBuilder):
       )
 
 
+def decode_release_sample(job) -> tuple[str, dict | None, list[str], list[str]]:
+  """(ID, example or None, problems, warnings) of one release sample; runs in a worker process."""
+  files, mapping, face_frames, screen = job
+  sid = files.label.sample_id
+  warnings = []
+  try:
+    export = release.read_eye(files.eye, mapping)
+  except ReleaseError as e:
+    return sid, None, e.problems, warnings
+  try:
+    frames = release.read_faces(
+      files.frame_dir,
+      files.video,
+      face_frames,
+      FACE_SIZE,
+      warnings=warnings,
+      aligned_video=mapping.get("face_video") == "aligned",
+    )
+  except ReleaseError as e:
+    return sid, None, [f"sample {sid}: {p}" for p in e.problems], warnings
+  example = make_example(
+    frames=frames,
+    eye_raw=export.values,
+    gaze_cols=export.gaze_cols,
+    timestamps_ms=export.timestamps_ms,
+    labels=label_features(files.label),
+    num_frames=face_frames,
+    screen=screen,
+  )
+  return sid, example, [], warnings
+
+
 def label_features(lab) -> dict:
   """Label features of a sample from an object with the label attributes."""
   return {
-    "er_emotion": lab.er_emotion,
-    "er_polarity": lab.er_polarity,
-    "er_valence": np.float32(lab.er_valence),
-    "er_arousal": np.float32(lab.er_arousal),
-    "fer_emotion": lab.fer_emotion,
-    "fer_polarity": lab.fer_polarity,
-    "fer_valence": np.float32(lab.fer_valence),
-    "fer_arousal": np.float32(lab.fer_arousal),
-    "fer_intensity": np.float32(lab.fer_intensity),
+    **{
+      f.name: getattr(lab, f.name) if f.is_class else np.float32(getattr(lab, f.name))
+      for f in LABEL_FIELDS
+    },
     "subject_id": np.int32(lab.subject_id),
     "sample_id": lab.sample_id,
     "stimulus": lab.stimulus,

@@ -8,6 +8,7 @@ Accepted forms (see tfds_emer/README.md):
   as names (with aliases like `happy`) or 0-based indices in `EMOTIONS`/`POLARITIES` order.
 - `emer_set.txt` (UTF-8, with or without a byte-order mark): `<ID> set3` (or `<ID><TAB>set3`,
   `<ID>,3`) per line; `set3: id, id, …` per fold; or a `set3` header line followed by its IDs.
+- Eye exports as Tobii Pro Lab writes them (`eye_export.read_export`).
 - `emer_mapping.json` (optional): {"label_columns": {canonical: header}, "class_index_base": 1,
   "eye_columns": [39 headers], "gaze_columns": [x, y], "folds": {ID: fold}, "screen_px": [w, h],
   "face_video": "aligned"} overrides detection and defaults ("face_video": "aligned" says the
@@ -23,9 +24,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from emer_jax.protocols import EMOTIONS, POLARITIES
 from tfds_emer import eye_export, faces
 from tfds_emer import release_layout as layout
+from tfds_emer.vocabulary import EMOTIONS, POLARITIES
 
 CLASS_ALIASES = {
   "happy": "happiness",
@@ -337,89 +338,15 @@ def read_folds(manual_dir: pathlib.Path, mapping: dict, problems: list) -> dict:
   return folds
 
 
-@dataclasses.dataclass(frozen=True)
-class EyeExport:
-  values: np.ndarray  # float64 (rows, 39), NaN for empty cells
-  gaze_cols: tuple[int, int]
-  timestamps_ms: np.ndarray
-  columns: tuple[str, ...]  # the 39 headers, in sheet order
-  dropped: tuple[str, ...]  # non-numeric columns left out
+EyeExport = eye_export.EyeExport
 
 
-def _numeric_count(table: pd.DataFrame) -> int:
-  return sum(pd.api.types.is_numeric_dtype(table[c]) for c in table.columns)
-
-
-def _read_table(path: pathlib.Path) -> pd.DataFrame:
-  """The export as a table; text exports may use decimal commas (then `;`-separated CSV)."""
-  if path.suffix == ".xlsx":
-    return pd.read_excel(path)
-  sep = "\t" if path.suffix == ".tsv" else ","
-  table = pd.read_csv(path, sep=sep)
-  if path.suffix == ".csv" and len(table.columns) == 1:
-    sep = ";"
-    table = pd.read_csv(path, sep=sep)
-  comma = pd.read_csv(path, sep=sep, decimal=",")
-  return comma if _numeric_count(comma) > _numeric_count(table) else table
-
-
-def read_eye(path: pathlib.Path, mapping: dict) -> EyeExport:
-  """The numeric columns of an export in sheet order; raises ReleaseError on a defect."""
+def read_eye(path: pathlib.Path, mapping: dict | None = None) -> EyeExport:
+  """An export's rows on the model's 39 columns (`eye_export.read_export`); raises ReleaseError."""
   try:
-    table = _read_table(path)
-  except Exception as e:  # noqa: BLE001 - a corrupt file of any kind is one defect
-    raise ReleaseError([f"{path}: unreadable eye export ({type(e).__name__}: {e})."]) from e
-  if len(table) == 0:
-    raise ReleaseError([f"{path}: empty eye export (no data rows)."])
-  if "eye_columns" in mapping:
-    missing = [c for c in mapping["eye_columns"] if c not in table.columns]
-    if missing:
-      raise ReleaseError(
-        [f"{path}: mapping eye_columns {missing} not found; found {list(table.columns)}."]
-      )
-    numeric = list(mapping["eye_columns"])
-  else:
-    numeric = [
-      c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) or table[c].isna().all()
-    ]
-  dropped = tuple(str(c) for c in table.columns if c not in numeric)
-  if len(numeric) != eye_export.NUM_COLUMNS:
-    raise ReleaseError(
-      [
-        f"{path}: {len(numeric)} numeric columns, expected {eye_export.NUM_COLUMNS} "
-        f"(found {[str(c) for c in numeric]}); list them as 'eye_columns' in "
-        f"{layout.MAPPING_FILE} if the export differs."
-      ]
-    )
-  gaze_names = mapping.get("gaze_columns")
-  candidates = [tuple(gaze_names)] if gaze_names else eye_export.GAZE_ALIASES
-  by_norm = {_norm(c): c for c in numeric}
-  gaze = next(
-    (
-      tuple(by_norm[_norm(c)] for c in g) for g in candidates if all(_norm(c) in by_norm for c in g)
-    ),
-    None,
-  )
-  if gaze is None:
-    raise ReleaseError(
-      [
-        f"{path}: no gaze columns; expected one of {[list(g) for g in candidates]} "
-        f"among {[str(c) for c in numeric]}."
-      ]
-    )
-  values = table[numeric].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-  gaze_cols = (numeric.index(gaze[0]), numeric.index(gaze[1]))
-  if not np.isfinite(values[:, list(gaze_cols)]).all(axis=1).any():
-    raise ReleaseError([f"{path}: no valid row; every gaze cell is empty or NaN."])
-  # "Recording timestamp", "… [ms]", "… [μs]": only differences matter, so any unit does.
-  ts_col = next(
-    (i for i, c in enumerate(numeric) if _norm(c).startswith("recordingtimestamp")), None
-  )
-  if ts_col is not None and np.isfinite(values[:, ts_col]).all():
-    ts = values[:, ts_col]
-  else:
-    ts = np.arange(len(values), dtype=np.float64)  # rows weigh equally
-  return EyeExport(values, gaze_cols, ts, tuple(str(c) for c in numeric), dropped)
+    return eye_export.read_export(path, mapping)
+  except eye_export.ExportError as e:
+    raise ReleaseError([str(e)]) from e
 
 
 # A video decoding fewer than this share of the frames its header declares is a defect; one

@@ -18,9 +18,9 @@ import numpy as np
 from absl import flags
 from tqdm import tqdm
 
-from emer_jax.protocols import EMOTIONS
 from tfds_emer import logs, release
 from tfds_emer import release_layout as layout
+from tfds_emer.vocabulary import EMOTIONS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,8 @@ import dataclasses
 
 import numpy as np
 
-from emer_jax.protocols import EMOTIONS
 from tfds_emer.sim.config import SimConfig
+from tfds_emer.vocabulary import EMOTIONS, STIMULI
 
 # Prototype (valence, arousal) of each emotion, in EMOTIONS order.
 PROTOTYPE_VA = np.array(
@@ -21,7 +21,6 @@ PROTOTYPE_VA = np.array(
 )
 # Words used in sample IDs (`8_film_happy`), in EMOTIONS order.
 ID_WORDS = ("happy", "sad", "fear", "surprise", "disgust", "anger", "neutral")
-STIMULI = ("film", "sport")
 NEUTRAL = EMOTIONS.index("neutral")
 HAPPINESS = EMOTIONS.index("happiness")
 

@@ -1,0 +1,167 @@
+"""Eye exports as Tobii Pro Lab writes them → the model's 39 columns; each defect named."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow_datasets as tfds
+
+from tfds_emer import emer, eye_export, release
+from tfds_emer import release_layout as layout
+from tfds_emer.fake_release import SCALES, as_written, eye_table, write_eye, write_release
+from tfds_emer.release import ReleaseError
+from tfds_emer.sim.config import SimConfig
+from tfds_emer.sim.samples import EmerSim
+
+
+@pytest.fixture(scope="module")
+def rows():
+  """One sample's raw rows as a Pro Lab export holds them (whole μs)."""
+  cfg = SimConfig(seed=2, num_subjects=1, num_samples=1, clip_seconds=(3.0, 3.0), p_tracking_loss=1)
+  sim = EmerSim(cfg)
+  return as_written(sim.sample(0, 2).eye, "prolab")
+
+
+VARIANTS = {
+  "plain.tsv": ("plain", "."),
+  "plain.csv": ("plain", "."),
+  "plain_decimal_comma.csv": ("plain", ","),  # `;`-separated
+  "prolab.tsv": ("prolab", "."),
+  "prolab_decimal_comma.tsv": ("prolab", ","),
+  "prolab_decimal_comma.csv": ("prolab", ","),
+  "prolab.csv": ("prolab", "."),
+  "prolab.xlsx": ("prolab", "."),
+  "plain.xlsx": ("plain", "."),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_export_variants_give_the_same_39_columns(rows, tmp_path, variant):
+  style, decimal = VARIANTS[variant]
+  path = tmp_path / variant
+  table = eye_table("1_film_sad", 1, rows, style)
+  write_eye(path, table, decimal=decimal)
+  got = release.read_eye(path, {})
+  assert isinstance(got, release.EyeExport)
+  assert got.columns == eye_export.COLUMNS and got.gaze_cols == (2, 3)
+  # NaN where the export is empty; xlsx keeps 16 significant digits, text exports all 17.
+  exact = 0 if path.suffix != ".xlsx" else 1e-15
+  np.testing.assert_allclose(got.values, rows, rtol=exact, atol=0)
+  np.testing.assert_array_equal(got.timestamps_ms, rows[:, 0])
+  assert set(got.dropped) == {"Participant name", "Recording name", "Sensor"}
+  if style == "prolab":  # text columns and other sensors' rows were there to convert or drop
+    assert (table["Sensor"] == "Mouse").any() and table["Validity left"].isin(["Invalid"]).any()
+    assert "Eye movement type" in got.headers and "Recording timestamp [μs]" in got.headers
+
+
+def test_xlsx_falls_back_to_openpyxl(rows, tmp_path, monkeypatch):
+  path = tmp_path / "e.xlsx"
+  write_eye(path, eye_table("1_film_sad", 1, rows))
+  read_excel = pd.read_excel
+
+  def no_calamine(*args, engine=None, **kwargs):
+    if engine == "calamine":
+      raise ImportError("Missing optional dependency 'python-calamine'.")
+    return read_excel(*args, engine=engine, **kwargs)
+
+  monkeypatch.setattr(pd, "read_excel", no_calamine)
+  np.testing.assert_allclose(release.read_eye(path, {}).values, rows, rtol=1e-15, atol=0)
+
+
+def _broken(tmp_path, rows, edit, suffix=".tsv"):
+  table = eye_table("1_film_sad", 1, rows)
+  path = tmp_path / f"e{suffix}"
+  write_eye(path, edit(table))
+  with pytest.raises(ReleaseError) as info:
+    release.read_eye(path, {})
+  (problem,) = info.value.problems
+  return path, problem
+
+
+def _cell(column, value, row=3):
+  def edit(table):
+    table[column] = table[column].astype(object)
+    table.loc[row, column] = value
+    return table
+
+  return edit
+
+
+def test_missing_gaze_column(rows, tmp_path):
+  path, problem = _broken(tmp_path, rows, lambda t: t.drop(columns="Gaze point Y [DACS px]"))
+  assert problem.startswith(f"{path}: no gaze columns; expected 'Gaze point X' or")
+  assert "'Gaze point Y [DACS px]'" in problem
+
+
+def test_missing_model_columns_are_named(rows, tmp_path):
+  drop = ["Pupil diameter right [mm]", "Eye movement type"]
+  path, problem = _broken(tmp_path, rows, lambda t: t.drop(columns=drop))
+  assert problem.startswith(f"{path}: missing column(s) the model needs: 'Pupil diameter right'")
+  assert "'Eye movement type code' ('Eye movement type')" in problem
+
+
+def test_text_cell_names_file_column_row_and_value(rows, tmp_path):
+  path, problem = _broken(tmp_path, rows, _cell("Pupil diameter left [mm]", "3,1 mm"))
+  # Header row 1, first data row 2; the 'Mouse' row written before index 3 counts too.
+  assert problem.startswith(f"{path}: column 'Pupil diameter left [mm]' row 5: '3,1 mm'")
+  assert "is not a number" in problem
+
+
+def test_unknown_text_code_is_named(rows, tmp_path):
+  path, problem = _broken(tmp_path, rows, _cell("Validity right", "Maybe"), ".xlsx")
+  assert f"{path}: column 'Validity right' row 5: 'Maybe' is not a number or one of" in problem
+  assert "['Valid', 'Invalid']" in problem
+
+
+@pytest.mark.parametrize("value", [1e308, "inf", -1e39])
+def test_cell_beyond_float32_names_file_column_row(rows, tmp_path, value):
+  path, problem = _broken(tmp_path, rows, _cell("Gaze point left X [DACS mm]", value))
+  assert problem.startswith(f"{path}: column 'Gaze point left X [DACS mm]' row 5: ")
+  assert "is beyond float32" in problem
+
+
+def test_unreadable_file(tmp_path):
+  path = tmp_path / "e.xlsx"
+  path.write_bytes(b"PK\x03\x04 not really a workbook")
+  with pytest.raises(ReleaseError, match=rf"{path}: unreadable eye export \("):
+    release.read_eye(path, {})
+
+
+def test_no_eye_tracker_rows(rows, tmp_path):
+  path, problem = _broken(tmp_path, rows, lambda t: t.assign(Sensor="Mouse"))
+  assert problem == (
+    f"{path}: no row of the eye tracker; column 'Sensor' holds ['Mouse'], expected 'Eye Tracker'."
+  )
+
+
+def test_ci_scale_release_builds_into_its_manifest(tmp_path):
+  scale = SCALES["ci"]
+  release_dir, data_dir = tmp_path / "release", tmp_path / "data"
+  write_release(
+    release_dir, scale.sim, frames_per_clip=scale.frames_per_clip, workers=1, progress=False
+  )
+  manifest = json.loads((release_dir / "manifest.json").read_text())["samples"]
+  builder = emer.Emer(
+    config=emer.EmerConfig(name="real_ci", face_frames=4), data_dir=str(data_dir), workers=2
+  )
+  builder.download_and_prepare(
+    file_format="array_record",
+    download_config=tfds.download.DownloadConfig(manual_dir=str(release_dir)),
+  )
+  source = builder.as_data_source(split="train")
+  built = {source[i]["sample_id"].decode(): source[i] for i in range(len(source))}
+  assert sorted(built) == sorted(e["sample_id"] for e in manifest)
+  assert len(manifest) == scale.sim.num_samples
+  assert (release_dir / layout.EYE_DIR / f"{manifest[0]['sample_id']}.xlsx").exists()
+  for want in manifest:
+    got = built[want["sample_id"]]
+    for key in ("subject_id", "fold", "er_emotion", "er_polarity", "fer_emotion", "fer_polarity"):
+      assert got[key] == want[key], (want["sample_id"], key)
+    for key in ("er_valence", "er_arousal", "fer_valence", "fer_arousal", "fer_intensity"):
+      assert got[key] == np.float32(want[key]), (want["sample_id"], key)
+    assert got["eye"].shape == (want["eye_rows"], eye_export.NUM_COLUMNS)
+    np.testing.assert_allclose(
+      got["eye"].astype(np.float64).sum(0), want["eye_column_sums"], rtol=1e-6, atol=1e-6
+    )
+    assert got["face"].shape == (4, 112, 112, 3)
