@@ -82,7 +82,7 @@ def run(config) -> dict:
   heads = {t: TARGETS[t].num_outputs for t in targets}
   graphdef, _, state = trainer.init_state(config, heads, seed=0, total_steps=1000, mesh=mesh)
   num_params = sum(
-    x.size for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)[0], nnx.Param))
+    x.size for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)["model"], nnx.Param))
   )
   with jax.set_mesh(mesh):
     train_step = steps.make_train_step(

@@ -82,7 +82,7 @@ def test_meshes_give_the_single_device_loss_trajectory(train, shape):
   assert losses[-1] != losses[0]
   if shape[1] == 1:
     return
-  params = jax.tree_util.tree_leaves_with_path(state[0])
+  params = jax.tree_util.tree_leaves_with_path(state["model"])
   sharded = {_path(k) for k, x in params if "model" in jax.tree.leaves(tuple(x.sharding.spec))}
   for name in ("backbone/conv1/kernel", "projection/kernel", "to_q/kernel", "to_v/kernel"):
     assert any(name in p for p in sharded), name

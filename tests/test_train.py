@@ -58,7 +58,7 @@ def test_train_steps_decrease_the_loss_on_8_devices(small_data_dir):
   with jax.set_mesh(mesh):
     model = models.build_model(config.model, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optim.make_optimizer(config, 100), wrt=nnx.Param)
-    graphdef, state = nnx.split((model, optimizer))
+    graphdef, state = nnx.split({"model": model, "optimizer": optimizer})
     step = steps.make_train_step(
       graphdef, dtype=jnp.float32, alpha=0.01, beta=0.01, head_weights={}
     )
