@@ -58,10 +58,11 @@ def _fail(message: str, status: int = 1):
   sys.exit(status)
 
 
-def run(main) -> int:
+def run(main, user_errors=()) -> int:
+  """`app.run(main)`; `user_errors` are more exception types printed as one line."""
   try:
     app.run(main, flags_parser=_parse_flags)
-  except USER_ERRORS as e:
+  except USER_ERRORS + tuple(user_errors) as e:
     _fail(e)
   except KeyboardInterrupt:
     print(

@@ -707,12 +707,12 @@ def _eval_sources(config, workdir) -> dict:
 
 
 def _load_for_eval(source, abstract, state):
+  """The state with the weights of a run's `best` (or `latest`) checkpoint, read in place."""
   kind, directory, step = source
-  options = ocp.CheckpointManagerOptions(read_only=True)
-  with ocp.CheckpointManager(directory, options=options) as manager:
+  path = os.path.join(directory, str(step), "model" if kind == "best" else "state")
+  with ocp.StandardCheckpointer() as checkpointer:
     if kind == "best":
-      model = _restore_best_model(manager, step, abstract)
+      model = checkpointer.restore(path, abstract["model"])
     else:
-      args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-      model = manager.restore(step, args=args).state["model"]
+      model = checkpointer.restore(path, abstract)["model"]
   return nnx.State({"model": model, "optimizer": state["optimizer"]}), f"{directory}/{step}"
