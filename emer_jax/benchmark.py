@@ -14,10 +14,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
+from emer_jax import cli, config_check
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.protocols import TARGETS
@@ -75,6 +76,7 @@ def _input_throughput(config, targets) -> float | None:
 
 
 def run(config) -> dict:
+  config_check.check(config)
   mesh = trainer.make_mesh(config)
   targets = trainer.run_targets(config)
   dtype = jnp.dtype(config.dtype)
@@ -129,4 +131,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from emer_jax import cli
 from emer_jax.convert.checkpoints import load_reference_checkpoint

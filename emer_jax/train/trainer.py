@@ -301,7 +301,7 @@ def init_state(config, heads: dict, seed: int, total_steps: int, mesh):
   dtype = jnp.dtype(config.dtype)
 
   def init():
-    params, dropout = jax.random.split(jax.random.key(seed))
+    params, dropout = stream_keys(seed)
     model = models.build_model(
       config.model, heads=heads, rngs=nnx.Rngs(params=params, dropout=dropout), dtype=dtype
     )
@@ -314,6 +314,12 @@ def init_state(config, heads: dict, seed: int, total_steps: int, mesh):
       lambda: nnx.state(init()), out_shardings=nnx.get_named_sharding(abstract, mesh)
     )()
   return graphdef, abstract, state
+
+
+def stream_keys(seed: int):
+  """(initialisation key, dropout key) of a run's seed: two halves of one key."""
+  params, dropout = jax.random.split(jax.random.key(seed))
+  return params, dropout
 
 
 class _managers:

@@ -70,8 +70,11 @@ def move_aside(workdir: str) -> str | None:
 
 
 def write_config(workdir: str, config) -> None:
+  """Records the accepted config once: a rerun's keys that may differ do not replace it."""
   from emer_jax.train.trainer import write_json
 
+  if read_config(workdir) is not None:
+    return
   write_json(os.path.join(workdir, CONFIG), json.loads(config.to_json_best_effort()))
 
 
