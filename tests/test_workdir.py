@@ -11,11 +11,14 @@ import sys
 import zipfile
 
 import jax
+import optax
+import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 
 from emer_jax import cli, config_check, models
 from emer_jax.evaluation import suite as suite_lib
+from emer_jax.protocols import head_sizes
 from emer_jax.train import checkpoint, trainer
 from emer_jax.train import workdir as workdir_lib
 from tests.test_train import REPO, TINY, tiny_config
@@ -83,25 +86,12 @@ def test_eval_mode_then_training_rerun_after_a_kill_equals_an_uninterrupted_run(
   evaluation = trainer.train_and_evaluate(eval_config, killed)
   assert _snapshot(killed) == before
   assert os.path.exists(os.path.join(killed, "eval", "results.json"))
-  selected = _results(full)["runs"][0]["selected_step"]
-  assert evaluation["runs"][0]["evaluated"].endswith(f"best/{selected}")
+  trained = _results(full)["runs"][0]
+  assert evaluation["runs"][0]["evaluated"].endswith(f"best/{trained['selected_step']}")
+  assert evaluation["runs"][0]["metrics"] == trained["metrics"]  # the selected weights
 
   trainer.train_and_evaluate(config, killed)
   assert _results(killed) == _results(full)
-
-
-def test_eval_mode_tests_the_selected_best_and_writes_only_eval(finished, tmp_path):
-  full, config = finished
-  workdir = str(tmp_path / "w")
-  shutil.copytree(full, workdir)
-  before = _snapshot(workdir)
-  config = config.copy_and_resolve_references()
-  config.mode = "eval"
-  results = trainer.train_and_evaluate(config, workdir)
-  assert _snapshot(workdir) == before
-  trained = _results(full)["runs"][0]
-  assert results["runs"][0]["metrics"] == trained["metrics"]
-  assert os.path.exists(os.path.join(workdir, "eval", "predictions_fold1_seed0.csv"))
 
 
 def test_eval_mode_with_nothing_to_evaluate_names_what_it_looked_for(small_data_dir, tmp_path):
@@ -205,16 +195,23 @@ def test_a_held_workdir_is_refused_in_process(finished):
       trainer.train_and_evaluate(config, workdir)
 
 
-def test_a_checkpoint_of_another_model_is_an_error_naming_the_key(finished, tmp_path):
-  full, config = finished
-  workdir = str(tmp_path / "w")
-  shutil.copytree(os.path.join(full, "checkpoints"), os.path.join(workdir, "checkpoints"))
-  before = _snapshot(workdir)
+def test_a_checkpoint_of_another_model_is_an_error_naming_the_key(finished):
+  workdir, config = finished
   config = config.copy_and_resolve_references()
   config.model.feature_dim = 8
+  heads = head_sizes(trainer.run_targets(config))
+
+  def init():
+    model = models.build_model(config.model, heads=heads, rngs=nnx.Rngs(0))
+    return {"model": model, "optimizer": nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)}
+
+  mesh = trainer.make_mesh(config)
+  _, abstract = nnx.get_abstract_model(init, mesh)
+  before = _snapshot(workdir)
+  latest = ocp.CheckpointManager(os.path.join(workdir, "checkpoints", "fold1_seed0", "latest"))
   with pytest.raises(checkpoint.CheckpointMismatch, match=r"latest/6 does not fit.*shape"):
-    trainer.train_and_evaluate(config, workdir)
-  assert _snapshot(workdir) == before  # nothing deleted or moved
+    trainer._restore_latest(latest, abstract, train_iter=None)
+  assert _snapshot(workdir) == before  # nothing deleted or moved aside
 
 
 def test_stream_keys_of_a_seed_are_not_those_of_another():

@@ -20,6 +20,8 @@ def leaf_specs(tree) -> dict[str, tuple]:
     parts = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
     if parts and parts[-1] == "value":
       parts = parts[:-1]
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # stored as its key data
+      leaf = jax.eval_shape(jax.random.key_data, leaf)
     out["/".join(parts)] = (tuple(leaf.shape), str(leaf.dtype))
   return out
 

@@ -135,7 +135,7 @@ def train_and_evaluate(config, workdir: str, *, restart: bool = False) -> dict:
       for seed in config.seeds
       for fold in config.folds
     ]
-    return _write_results(config, workdir, runs)
+    return _write_results(config, workdir, runs, workdir_lib.read_config(workdir))
 
 
 def check_init_checkpoint(config) -> None:
@@ -163,13 +163,14 @@ def _open_data(config):
   return data, mesh
 
 
-def _write_results(config, out_dir, runs) -> dict:
+def _write_results(config, out_dir, runs, recorded: dict) -> dict:
+  """results.json (with `recorded`, the config the runs were started with), then reports."""
   results = {
     "protocol": config.protocol,
     "targets": list(get_protocol(config.protocol).targets),
     "runs": runs,
     **metrics_lib.summarize([run["metrics"] for run in runs]),
-    "config": _config_json(config),
+    "config": recorded,
   }
   save = lambda r: write_json(os.path.join(out_dir, "results.json"), r)  # noqa: E731
   return report.write_run_reports(out_dir, results, save=save)
@@ -376,7 +377,7 @@ def _restore_latest(manager, abstract_state, train_iter):
   expected = checkpoint.leaf_specs(abstract_state)
   for step in sorted(manager.all_steps(), reverse=True):
     try:
-      found = checkpoint.leaf_specs(manager.item_metadata(step)["state"])
+      found = checkpoint.model_metadata(os.path.join(manager.directory, str(step), "state"))
     except Exception as e:  # noqa: BLE001  (metadata that cannot be read: damage)
       _move_aside(manager, step, e)
       continue
@@ -680,7 +681,7 @@ def evaluate(config, workdir: str) -> dict:
       }
       _write_run(out_dir, result, data, split.test, targets, outputs)
       runs.append(result)
-  return _write_results(config, out_dir, runs)
+  return _write_results(config, out_dir, runs, _config_json(config))
 
 
 def _eval_sources(config, workdir) -> dict:
