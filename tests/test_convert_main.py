@@ -38,7 +38,7 @@ def test_main_evaluates_a_converted_pth_with_reference_forward_logits(small_data
     "--config.folds=(1,)",
     f"--workdir={workdir}",
   )
-  predictions = pd.read_csv(workdir / "predictions_fold1_seed0.csv")
+  predictions = pd.read_csv(workdir / "eval" / "predictions_fold1_seed0.csv")
   probabilities = predictions.filter(like="prob_").to_numpy()
 
   from configs.converted import get_config
@@ -57,4 +57,5 @@ def test_main_evaluates_a_converted_pth_with_reference_forward_logits(small_data
   expected /= expected.sum(-1, keepdims=True)
   np.testing.assert_array_equal(predictions["sample_id"], data.index["sample_id"][split.test])
   np.testing.assert_allclose(probabilities, expected, atol=1e-5)
-  assert os.path.exists(workdir / "results.json")
+  assert os.path.exists(workdir / "eval" / "results.json")
+  assert not os.path.exists(workdir / "runs")  # eval mode writes nothing training owns

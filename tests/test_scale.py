@@ -180,6 +180,9 @@ def test_unreadable_latest_checkpoint_is_skipped_with_a_warning(small_data_dir, 
   with caplog.at_level(logging.WARNING):
     trainer.train_and_evaluate(config, str(tmp_path))
   assert "Checkpoint 6" in caplog.text and "unreadable" in caplog.text
+  moved = list((tmp_path / "checkpoints" / "fold1_seed0" / "unreadable").iterdir())
+  assert [p.name.split("-")[:2] for p in moved] == [["latest", "6"]]  # moved aside, not deleted
+  assert (moved[0] / "state").is_dir()
   assert _train_losses(tmp_path) == losses
   assert (tmp_path / "results.json").read_text() == results
 
