@@ -32,8 +32,10 @@ def convert_checkpoint(checkpoint, output, target="er_emotion"):
   output = os.path.abspath(output)
   parent, name = os.path.split(output)
   os.makedirs(parent, exist_ok=True)
+  for entry in os.listdir(parent):  # left by a killed conversion: ours, not the user's
+    if entry.startswith(f".{name}.converting-"):
+      shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
   staging = os.path.join(parent, f".{name}.converting-{os.getpid()}")
-  shutil.rmtree(staging, ignore_errors=True)
   os.makedirs(staging)
   save_model(os.path.join(staging, "model"), model)
   description = config.to_dict() | {"heads": {n: h.shape[-1] for n, h in _head_sizes(model)}}

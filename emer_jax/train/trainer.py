@@ -378,6 +378,8 @@ def _restore_latest(manager, abstract_state, train_iter):
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       found = checkpoint.model_metadata(os.path.join(manager.directory, str(step), "state"))
+      if not found:
+        raise ValueError("its metadata lists no arrays")
     except Exception as e:  # noqa: BLE001  (metadata that cannot be read: damage)
       _move_aside(manager, step, e)
       continue
