@@ -281,9 +281,11 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
 def _finished_run(path, config) -> dict:
   with open(path) as f:
     result = json.load(f)
+  if "config" not in result:  # recorded before runs kept their config: config.json vouches
+    return result
   message = workdir_lib.changed_message(
     f"The finished run {path}",
-    result.get("config", {}),
+    result["config"],
     _config_json(config),
     "Rerun with the config it was trained with, or use a new --workdir.",
   )
