@@ -4,7 +4,8 @@
 
 Each cell (protocol, model) trains in its own workdir `W/<protocol>/<model>` with
 `emer_jax.train.trainer.train_and_evaluate`, so it writes every per-run report. A cell whose
-`results.json` exists is read, not rerun, and an interrupted cell resumes from its checkpoints:
+`results.json` exists is read, not rerun (refused when its recorded config differs from the one
+the suite would run), and an interrupted cell resumes from its checkpoints:
 rerunning the command finishes what is missing. The table `W/comparison.{md,csv,tex}` holds the
 mean ± std over folds and seeds of the config's metrics, the best per column in bold.
 
