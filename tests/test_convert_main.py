@@ -75,10 +75,10 @@ def test_a_conversion_killed_midway_leaves_the_earlier_one(tmp_path):
     [sys.executable, "-m", "emer_jax.convert", f"--checkpoint={CHECKPOINT}", f"--output={output}"],
     cwd=REPO,
   )
-  while proc.poll() is None and not any(tmp_path.glob(".converted.converting-*/model")):
+  while proc.poll() is None and not any(tmp_path.glob(".converted.converting-*")):
     time.sleep(0.01)  # killed while the new conversion is being written
   proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  assert proc.wait() == -signal.SIGKILL  # killed mid-conversion, not after it finished
   after = {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()}
   assert after == before
   assert model_metadata(str(output / "model"))
