@@ -238,7 +238,7 @@ display(Markdown(tables.results_markdown(converted)))
 # %%
 before = predictions.read_predictions(predictions.predictions_path(WORKDIR, FOLD, 0))
 after = predictions.read_predictions(
-  predictions.predictions_path(os.path.join(WORKDIR, "converted_eval"), FOLD, 0)
+  predictions.predictions_path(os.path.join(WORKDIR, "converted_eval", "eval"), FOLD, 0)
 )
 probabilities = [c for c in before.columns if c.startswith(predictions.PROB_PREFIX)]
 print(

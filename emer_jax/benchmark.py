@@ -18,7 +18,7 @@ from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from emer_jax import logs
+from emer_jax import cli, config_check, logs
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.protocols import TARGETS
@@ -77,6 +77,7 @@ def _input_throughput(config, targets) -> float | None:
 
 
 def run(config) -> dict:
+  config_check.check(config)
   mesh = trainer.make_mesh(config)
   targets = trainer.run_targets(config)
   dtype = jnp.dtype(config.dtype)
@@ -84,7 +85,7 @@ def run(config) -> dict:
   heads = {t: TARGETS[t].num_outputs for t in targets}
   graphdef, _, state = trainer.init_state(config, heads, seed=0, total_steps=1000, mesh=mesh)
   num_params = sum(
-    x.size for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)[0], nnx.Param))
+    x.size for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)["model"], nnx.Param))
   )
   with jax.set_mesh(mesh):
     train_step = steps.make_train_step(
@@ -133,4 +134,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  cli.run(main)

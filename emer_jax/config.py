@@ -1,7 +1,8 @@
 """The keys every emer_jax config has, with the reference settings as defaults.
 
 Config files in `configs/` start from `base_config()` and change what they need. ConfigDicts
-are locked, so a misspelt `--config.key=value` override is an error naming the key.
+are locked, so a misspelt `--config.key=value` override is an error naming the key and the
+nearest valid ones; `emer_jax.config_check` checks every value before anything runs.
 """
 
 import ml_collections
@@ -12,7 +13,7 @@ from emer_jax.protocols import TARGETS, get_protocol
 
 def base_config(variant: str = "reference") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.mode = "train"  # or 'eval': test `init_checkpoint` (or a resumed run) without training
+  c.mode = "train"  # or 'eval': test `init_checkpoint`, else each run's best, into W/eval/
   c.dataset = "emer/synthetic"  # a TFDS name with its builder config
   c.data_dir = ""  # '' means $TFDS_DATA_DIR or ~/tensorflow_datasets
   c.protocol = "er7"  # see emer_jax.protocols.PROTOCOLS

@@ -3,21 +3,31 @@
   python -m emer_jax.main --config=configs/quickstart.py --workdir=runs/quickstart
   python -m emer_jax.main --config=configs/quickstart.py --workdir=W --config.num_epochs=5
 
-Rerunning on the same workdir resumes from its latest checkpoint. Multi-process (one process per
-host): add --distributed (auto-detection), or --coordinator_address, --num_processes, --process_id.
+Rerunning on the same workdir resumes from its latest checkpoint; a rerun with a changed config
+is refused (add --restart to move the old contents aside and start over). `--config.mode=eval`
+tests what the workdir holds, writing to W/eval/. Multi-process (one process per host): add
+--distributed (auto-detection), or --coordinator_address, --num_processes, --process_id.
 """
+
+import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from emer_jax import logs
+from emer_jax import cli
 from emer_jax.evaluation.summary import print_summary
 from emer_jax.train.trainer import train_and_evaluate
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/quickstart.py[:arg].")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+flags.DEFINE_bool(
+  "restart",
+  False,
+  "Start the workdir over: move its contents to WORKDIR/before-restart-<time>/ (nothing is "
+  "deleted), instead of refusing a config that differs from the one it was started with.",
+)
 flags.DEFINE_bool(
   "distributed",
   False,
@@ -37,10 +47,10 @@ def main(argv):
   logging.info(
     "Process %d of %d; devices: %s", jax.process_index(), jax.process_count(), jax.devices()
   )
-  results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  results = train_and_evaluate(FLAGS.config, FLAGS.workdir, restart=FLAGS.restart)
   if jax.process_index() == 0:
     print_summary(results, FLAGS.workdir)
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  sys.exit(cli.run(main))

@@ -1,8 +1,10 @@
 """An authors' checkpoint, converted by the command, evaluated by `emer_jax.main`."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ def test_main_evaluates_a_converted_pth_with_reference_forward_logits(small_data
     "--config.folds=(1,)",
     f"--workdir={workdir}",
   )
-  predictions = pd.read_csv(workdir / "predictions_fold1_seed0.csv")
+  predictions = pd.read_csv(workdir / "eval" / "predictions_fold1_seed0.csv")
   probabilities = predictions.filter(like="prob_").to_numpy()
 
   from configs.converted import get_config
@@ -57,4 +59,28 @@ def test_main_evaluates_a_converted_pth_with_reference_forward_logits(small_data
   expected /= expected.sum(-1, keepdims=True)
   np.testing.assert_array_equal(predictions["sample_id"], data.index["sample_id"][split.test])
   np.testing.assert_allclose(probabilities, expected, atol=1e-5)
-  assert os.path.exists(workdir / "results.json")
+  assert os.path.exists(workdir / "eval" / "results.json")
+  assert not os.path.exists(workdir / "runs")  # eval mode writes nothing training owns
+
+
+@pytest.mark.skipif(not CHECKPOINT.exists(), reason=f"reference fixtures not at {CHECKPOINT}")
+def test_a_conversion_killed_midway_leaves_the_earlier_one(tmp_path):
+  from emer_jax.train.checkpoint import model_metadata
+
+  output = tmp_path / "converted"
+  _run("emer_jax.convert", f"--checkpoint={CHECKPOINT}", f"--output={output}")
+  (output / "notes.txt").write_text("mine")
+  before = {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "emer_jax.convert", f"--checkpoint={CHECKPOINT}", f"--output={output}"],
+    cwd=REPO,
+  )
+  while proc.poll() is None and not any(tmp_path.glob(".converted.converting-*")):
+    time.sleep(0.01)  # killed while the new conversion is being written
+  proc.send_signal(signal.SIGKILL)
+  assert proc.wait() == -signal.SIGKILL  # killed mid-conversion, not after it finished
+  after = {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+  assert after == before
+  assert model_metadata(str(output / "model"))
+  _run("emer_jax.convert", f"--checkpoint={CHECKPOINT}", f"--output={output}")
+  assert (output / "notes.txt").read_text() == "mine" and not list(tmp_path.glob(".converted.*"))

@@ -137,7 +137,9 @@ def test_no_face_missing_gaze_and_unreadable_files_each_say_so(loaded, test_samp
     tmp_path / "nogaze.tsv", sep="\t", index=False
   )
   missing = recordings.Recording("x", tmp_path / "nogaze.tsv", frames=rec.frames)
-  with pytest.raises(ReleaseError, match=r"nogaze.tsv: no gaze columns; expected .Gaze point X. or"):
+  with pytest.raises(
+    ReleaseError, match=r"nogaze.tsv: no gaze columns; expected .Gaze point X. or"
+  ):
     recordings.load(missing, loaded.settings)
   (tmp_path / "broken.xlsx").write_bytes(b"not a workbook")
   broken = recordings.Recording("x", tmp_path / "broken.xlsx", frames=rec.frames)

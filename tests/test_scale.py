@@ -82,7 +82,7 @@ def test_meshes_give_the_single_device_loss_trajectory(train, shape):
   assert losses[-1] != losses[0]
   if shape[1] == 1:
     return
-  params = jax.tree_util.tree_leaves_with_path(state[0])
+  params = jax.tree_util.tree_leaves_with_path(state["model"])
   sharded = {_path(k) for k, x in params if "model" in jax.tree.leaves(tuple(x.sharding.spec))}
   for name in ("backbone/conv1/kernel", "projection/kernel", "to_q/kernel", "to_v/kernel"):
     assert any(name in p for p in sharded), name
@@ -180,6 +180,9 @@ def test_unreadable_latest_checkpoint_is_skipped_with_a_warning(small_data_dir, 
   with caplog.at_level(logging.WARNING):
     trainer.train_and_evaluate(config, str(tmp_path))
   assert "Checkpoint 6" in caplog.text and "unreadable" in caplog.text
+  moved = list((tmp_path / "checkpoints" / "fold1_seed0" / "unreadable").iterdir())
+  assert [p.name.split("-")[:2] for p in moved] == [["latest", "6"]]  # moved aside, not deleted
+  assert (moved[0] / "state").is_dir()
   assert _train_losses(tmp_path) == losses
   assert (tmp_path / "results.json").read_text() == results
 

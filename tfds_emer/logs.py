@@ -43,12 +43,12 @@ def _verbosity_given() -> bool:
   return bool(flags.FLAGS["verbosity"].present)
 
 
-def run(main):
-  """`app.run(main)`, quiet (see `quiet`) unless --verbosity (-v) is on the command line."""
+def run(main, **kwargs):
+  """`app.run(main, **kwargs)`, quiet (see `quiet`) unless --verbosity (-v) is on the command line."""
 
   def quiet_main(argv):
     if not _verbosity_given():
       quiet()
     return main(argv)
 
-  app.run(quiet_main)
+  app.run(quiet_main, **kwargs)

@@ -3,32 +3,71 @@
   python -m emer_jax.convert --checkpoint=X.pth --output=runs/DIR [--target=er_emotion]
 
 writes DIR/model (load with `--config.init_checkpoint=DIR/model`) and DIR/config.json (the
-model config, variant 'reference', plus the head it was converted with under `heads`).
+model config, variant 'reference', plus the head it was converted with under `heads`). The
+conversion is written to a sibling folder and swapped in whole, so a killed conversion leaves an
+earlier one in DIR as it was.
 """
 
+import contextlib
+import ctypes
 import json
 import os
+import shutil
 
 from absl import flags
 
-from emer_jax import logs
+from emer_jax import cli, logs
 from emer_jax.convert.checkpoints import load_reference_checkpoint
 from emer_jax.train.checkpoint import save_model
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Authors' state dict, .pth or .npz.")
 _OUTPUT = flags.DEFINE_string("output", None, "Directory to write model/ and config.json to.")
 _TARGET = flags.DEFINE_string("target", "er_emotion", "Target name of the checkpoint's head.")
+OUTPUTS = ("model", "config.json")
 
 
 def convert_checkpoint(checkpoint, output, target="er_emotion"):
   """Writes `output`/model and `output`/config.json; returns the loaded model."""
   model, config = load_reference_checkpoint(checkpoint, target=target)
-  os.makedirs(output, exist_ok=True)
-  save_model(os.path.join(output, "model"), model)
+  output = os.path.abspath(output)
+  parent, name = os.path.split(output)
+  os.makedirs(parent, exist_ok=True)
+  for entry in os.listdir(parent):  # left by a killed conversion: ours, not the user's
+    if entry.startswith(f".{name}.converting-"):
+      shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+  staging = os.path.join(parent, f".{name}.converting-{os.getpid()}")
+  os.makedirs(staging)
+  save_model(os.path.join(staging, "model"), model)
   description = config.to_dict() | {"heads": {n: h.shape[-1] for n, h in _head_sizes(model)}}
-  with open(os.path.join(output, "config.json"), "w") as f:
+  with open(os.path.join(staging, "config.json"), "w") as f:
     json.dump(description, f, indent=2)
+  _swap_in(staging, output)
   return model
+
+
+def _exchange(a: str, b: str) -> bool:
+  """Swaps two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+  with contextlib.suppress(AttributeError, OSError):
+    renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, a.encode(), at_fdcwd, b.encode(), rename_exchange) == 0
+  return False
+
+
+def _swap_in(staging: str, output: str) -> None:
+  """Makes `staging` the folder `output`; entries of an old `output` other than OUTPUTS stay."""
+  if not os.path.exists(output):
+    os.rename(staging, output)
+    return
+  if not _exchange(staging, output):  # two renames: a kill between them keeps `old`
+    old = staging + ".old"
+    os.rename(output, old)
+    os.rename(staging, output)
+    staging = old
+  for entry in os.listdir(staging):  # `staging` now holds the old conversion
+    if entry not in OUTPUTS:
+      os.rename(os.path.join(staging, entry), os.path.join(output, entry))
+  shutil.rmtree(staging)
 
 
 def _head_sizes(model):
@@ -47,4 +86,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["checkpoint", "output"])
-  logs.run(main)
+  cli.run(main, user_errors=(ValueError,))

@@ -92,5 +92,11 @@ def load_torch_file(path) -> dict:
     byteorder = "little"
     if f"{prefix}/byteorder" in names:
       byteorder = archive.read(f"{prefix}/byteorder").decode().strip()
-    with archive.open(pickles[0]) as f:
-      return _StateDictUnpickler(f, archive, prefix, byteorder).load()
+    try:
+      with archive.open(pickles[0]) as f:
+        return _StateDictUnpickler(f, archive, prefix, byteorder).load()
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, KeyError) as e:
+      raise ValueError(
+        f"{path}: cannot read {pickles[0]} in the archive ({type(e).__name__}: {e}); the file "
+        "is damaged or was not written by torch.save. Re-download or re-save it."
+      ) from None

@@ -149,18 +149,28 @@ def write_plots(workdir, results) -> None:
     )
 
 
-def write_run_reports(workdir, results, batch_size: int = REFERENCE_BATCH_SIZE) -> dict:
+def write_run_reports(workdir, results, save=None, batch_size: int = REFERENCE_BATCH_SIZE) -> dict:
   """Writes every report of a finished run directory; returns results plus `reference_style`.
 
-  Process 0 only (it holds the predictions files): other processes get `results` back as is.
+  `save(results)`, e.g. writing results.json, runs before the tables and plots, so that a
+  failing plot loses nothing (it is logged as a warning). Process 0 only (it holds the
+  predictions files): other processes get `results` back as is.
   """
   import jax
+  from absl import logging
 
   if jax.process_index():
     return results
   workdir = os.fspath(workdir)
   results = {**results, "reference_style": reference_style(workdir, results, batch_size)}
+  if save is not None:
+    save(results)
   write_tables(workdir, results)
   write_per_class_recall(workdir, results)
-  write_plots(workdir, results)
+  try:
+    write_plots(workdir, results)
+  except Exception as e:  # noqa: BLE001  (a plot is a view of results already written)
+    logging.warning(
+      "The plots in %s/plots were not all written (%s: %s).", workdir, type(e).__name__, e
+    )
   return results

@@ -4,7 +4,8 @@
 
 Each cell (protocol, model) trains in its own workdir `W/<protocol>/<model>` with
 `emer_jax.train.trainer.train_and_evaluate`, so it writes every per-run report. A cell whose
-`results.json` exists is read, not rerun, and an interrupted cell resumes from its checkpoints:
+`results.json` exists is read, not rerun (refused when its recorded config differs from the one
+the suite would run), and an interrupted cell resumes from its checkpoints:
 rerunning the command finishes what is missing. The table `W/comparison.{md,csv,tex}` holds the
 mean ± std over folds and seeds of the config's metrics, the best per column in bold.
 
@@ -27,10 +28,10 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from emer_jax import compare, logs
+from emer_jax import cli, compare, config_check, logs
 from emer_jax.config import protocol_config
 from emer_jax.evaluation import tables
-from emer_jax.protocols import get_protocol
+from emer_jax.protocols import PROTOCOLS, get_protocol
 
 FLAGS = flags.FLAGS
 
@@ -46,18 +47,48 @@ def cell_config(suite, protocol: str, model: str):
   return config
 
 
+def check_suite(suite) -> None:
+  """Every protocol, model name and cell config is valid: checked before any cell trains."""
+  errors = []
+  unknown = [p for p in suite.protocols if p not in PROTOCOLS]
+  if unknown:
+    errors.append(f"protocols: unknown {unknown}; expected names from {sorted(PROTOCOLS)}")
+  missing = [m for m in suite.model_names if m not in suite.models]
+  if missing:
+    errors.append(f"model_names: unknown {missing}; the suite's models are {sorted(suite.models)}")
+  if errors:
+    raise config_check.ConfigError("Invalid suite: " + "; ".join(errors) + ".")
+  for protocol in suite.protocols:
+    for model in suite.model_names:
+      cell_errors = config_check.config_errors(cell_config(suite, protocol, model))
+      if cell_errors:
+        raise config_check.ConfigError(f"Cell {protocol}/{model}: " + "; ".join(cell_errors) + ".")
+
+
 def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
-  """The cell's results: read when finished, else trained (resuming what was started)."""
+  """The cell's results: read when finished with the same config, else trained (resuming what
+  was started)."""
+  from emer_jax.train import workdir as workdir_lib
   from emer_jax.train.trainer import train_and_evaluate
 
+  config = cell_config(suite, protocol, model)
   path = os.path.join(workdir, "results.json")
   if os.path.exists(path):
-    logging.info("Cell %s/%s is finished; reading %s.", protocol, model, path)
     with open(path) as f:
-      return json.load(f)
+      results = json.load(f)
+    message = workdir_lib.changed_message(
+      f"The finished cell {protocol}/{model} ({path})",
+      results.get("config", {}),
+      json.loads(config.to_json_best_effort()),
+      "Run the suite with the overrides it was run with, or use a new --workdir.",
+    )
+    if message:
+      raise workdir_lib.ConfigChanged(message)
+    logging.info("Cell %s/%s is finished; reading %s.", protocol, model, path)
+    return results
   start = time.perf_counter()
   logs.phase(f"cell {protocol}/{model}: training in {workdir}")
-  results = train_and_evaluate(cell_config(suite, protocol, model), workdir)
+  results = train_and_evaluate(config, workdir)
   logging.info("Cell %s/%s took %.0f s.", protocol, model, time.perf_counter() - start)
   return results
 
@@ -70,6 +101,7 @@ def records(suite, protocol: str, model: str, results: dict) -> list[dict]:
 
 def run_suite(suite, workdir: str) -> dict:
   """Runs every cell (protocols outer, models inner) and writes the comparison table."""
+  check_suite(suite)
   all_records = []
   for protocol in suite.protocols:
     for model in suite.model_names:
@@ -99,4 +131,4 @@ if __name__ == "__main__":  # flags defined here only, so that importing this mo
   config_flags.DEFINE_config_file("config", None, "Suite config, e.g. configs/suite.py[:small].")
   flags.DEFINE_string("workdir", None, "Output directory; the config's `workdir` if unset.")
   flags.mark_flags_as_required(["config"])
-  logs.run(main)
+  cli.run(main)

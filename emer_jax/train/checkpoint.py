@@ -2,8 +2,50 @@
 
 import os
 
+import jax
 import orbax.checkpoint as ocp
 from flax import nnx
+
+from emer_jax.config_check import UserError
+
+
+class CheckpointMismatch(UserError, ValueError):
+  """A readable checkpoint whose structure, shapes or dtypes differ from the model's."""
+
+
+def leaf_specs(tree) -> dict[str, tuple]:
+  """{'face_encoder/conv/kernel': (shape, dtype)} of a state, abstract state or Orbax metadata."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    parts = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+    if parts and parts[-1] == "value":
+      parts = parts[:-1]
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # stored as its key data
+      leaf = jax.eval_shape(jax.random.key_data, leaf)
+    out["/".join(parts)] = (tuple(leaf.shape), str(leaf.dtype))
+  return out
+
+
+def mismatches(expected: dict, found: dict, limit: int = 8) -> list[str]:
+  """What differs between two `leaf_specs`: missing and extra keys, shape and dtype changes."""
+  out = [f"{k}: missing from the checkpoint" for k in expected if k not in found]
+  out += [f"{k}: in the checkpoint, not in the model" for k in found if k not in expected]
+  for k in expected.keys() & found.keys():
+    (es, ed), (fs, fd) = expected[k], found[k]
+    if es != fs:
+      out.append(f"{k}: shape {fs} in the checkpoint, {es} in the model")
+    elif ed != fd:
+      out.append(f"{k}: dtype {fd} in the checkpoint, {ed} in the model")
+  out.sort()
+  return out[:limit] + ([f"… {len(out) - limit} more"] if len(out) > limit else [])
+
+
+def check_matches(directory: str, expected: dict, found: dict, hint: str) -> None:
+  differ = mismatches(expected, found)
+  if differ:
+    raise CheckpointMismatch(
+      f"The checkpoint {directory} does not fit the model: {'; '.join(differ)}. {hint}"
+    )
 
 
 def save_model(directory: str, model: nnx.Module) -> None:
@@ -12,12 +54,25 @@ def save_model(directory: str, model: nnx.Module) -> None:
     checkpointer.save(os.path.abspath(directory), nnx.state(model), force=True)
 
 
-def restore_model(directory: str, model: nnx.Module) -> nnx.Module:
-  """Loads weights written by `save_model` into `model` (same structure), in place."""
+def model_metadata(directory: str) -> dict:
+  """`leaf_specs` of a `save_model` checkpoint, read from its metadata (no arrays loaded)."""
   directory = os.path.abspath(directory)
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"No model checkpoint at {directory}.")
+  with ocp.StandardCheckpointer() as checkpointer:
+    return leaf_specs(checkpointer.metadata(directory).item_metadata)
+
+
+def restore_model(directory: str, model: nnx.Module) -> nnx.Module:
+  """Loads weights written by `save_model` into `model` (same structure), in place."""
+  directory = os.path.abspath(directory)
   abstract = nnx.state(model)
+  check_matches(
+    directory,
+    leaf_specs(abstract),
+    model_metadata(directory),
+    "Set the config's model sizes to the checkpoint's (or use a checkpoint of this model).",
+  )
   with ocp.StandardCheckpointer() as checkpointer:
     state = checkpointer.restore(directory, abstract)
   nnx.update(model, state)

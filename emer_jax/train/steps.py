@@ -1,4 +1,5 @@
-"""Jit-compiled train and eval steps over the split (graphdef, state) of model and optimiser."""
+"""Jit-compiled train and eval steps over the split (graphdef, state) of
+{'model': …, 'optimizer': …} (`trainer.init_state`)."""
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,8 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
   """
 
   def step(state, batch, grl_lambda):
-    model, optimizer = nnx.merge(graphdef, state)
+    train = nnx.merge(graphdef, state)
+    model, optimizer = train["model"], train["optimizer"]
     model.train()
 
     def loss_fn(model):
@@ -42,7 +44,7 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
     metrics["finite/loss"] = jnp.isfinite(loss)
     metrics["finite/grads"] = jnp.isfinite(grad_norm)
     finite = metrics["finite/loss"] & metrics["finite/grads"]
-    new_state = nnx.state((model, optimizer))
+    new_state = nnx.state({"model": model, "optimizer": optimizer})
     new_state = jax.lax.cond(finite, lambda: new_state, lambda: state)
     if not jax.sharding.get_abstract_mesh().empty:
       new_state = jax.lax.with_sharding_constraint(new_state, nnx.get_partition_spec(new_state))
@@ -55,7 +57,7 @@ def make_eval_step(graphdef, *, dtype):
   """Returns step(state, batch) -> {target: float32 outputs (B, C)}, in eval mode."""
 
   def step(state, batch):
-    model, _ = nnx.merge(graphdef, state)
+    model = nnx.merge(graphdef, state)["model"]
     model.eval()
     outputs = model(model_inputs(batch, dtype), grl_lambda=jnp.float32(0.0))
     return {k: v.astype(jnp.float32) for k, v in outputs["heads"].items()}

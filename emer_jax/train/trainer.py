@@ -1,15 +1,23 @@
 """The fit/evaluate loop: one run per (seed, fold); select on validation; touch test once.
 
+A run goes through five stages: open or resume (`_open_or_resume`), fit (`_fit`), select the
+validation-best weights (`_select`), test (`_evaluate` on the test split) and write (`_write_run`).
+
 Workdir layout:
-  config.json                  the resolved config
+  .lock                        held by the one process writing here (`workdir.locked`)
+  config.json                  the config the workdir was started with (a rerun must match it)
   metrics.jsonl                one line per logged step: step, fold, seed, train/…, val/…
   tensorboard/fold{k}_seed{s}  TensorBoard events
-  checkpoints/fold{k}_seed{s}/latest   full training state (resume)
-  checkpoints/fold{k}_seed{s}/best     model weights chosen on validation
-  runs/fold{k}_seed{s}.json    a finished run's test metrics (a rerun skips finished runs)
-  results.json                 every run's test metrics, their mean and std
+  checkpoints/fold{k}_seed{s}/latest      full training state (resume)
+  checkpoints/fold{k}_seed{s}/best        model weights chosen on validation, with their score
+  checkpoints/fold{k}_seed{s}/unreadable  damaged checkpoints moved aside on resume
+  runs/fold{k}_seed{s}.json    a finished run's test metrics and config (a rerun skips it)
+  results.json                 every run's test metrics, their mean and std, the config
+  eval/                        what `mode='eval'` writes (the same files); training never reads it
 """
 
+import dataclasses
+import datetime
 import json
 import os
 import time
@@ -24,7 +32,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType
 
-from emer_jax import logs, models
+from emer_jax import config_check, logs, models
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source, prepared_builder
 from emer_jax.data.splits import make_split
@@ -32,12 +40,18 @@ from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.evaluation import predictions, report
 from emer_jax.protocols import TARGETS, get_protocol, head_sizes
 from emer_jax.train import checkpoint, optim, steps
+from emer_jax.train import workdir as workdir_lib
 from emer_jax.train.writers import MetricWriter, split_losses
 
 LOWER_IS_BETTER = ("mae", "mse", "rmse")
+EVAL_DIR = "eval"
 
 
 class NonFiniteError(FloatingPointError):
+  pass
+
+
+class NothingToEvaluate(config_check.UserError):
   pass
 
 
@@ -50,13 +64,20 @@ def make_mesh(config) -> jax.sharding.Mesh:
   if model == -1:
     model = count // data
   if data * model != count:
-    raise ValueError(f"mesh {data}×{model} does not cover the {count} devices.")
+    raise config_check.ConfigError(
+      f"mesh.data={config.mesh.data}, mesh.model={config.mesh.model}: the mesh {data}×{model} "
+      f"does not cover the {count} devices (leave one axis at -1)."
+    )
   return jax.make_mesh((data, model), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
 
 
 def run_targets(config) -> tuple[str, ...]:
   protocol = get_protocol(config.protocol)
   return tuple(dict.fromkeys(protocol.targets + protocol.auxiliary + tuple(config.extra_targets)))
+
+
+def run_name(fold: int, seed: int) -> str:
+  return f"fold{fold}_seed{seed}"
 
 
 def _json_safe(obj):
@@ -70,7 +91,7 @@ def _json_safe(obj):
   return obj
 
 
-def _write_json(path: str, obj):
+def write_json(path: str, obj):
   """Writes atomically (a kill never leaves half a file), from process 0 only."""
   if jax.process_index():
     return
@@ -80,77 +101,228 @@ def _write_json(path: str, obj):
   os.replace(tmp, path)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains and tests one model per (seed, fold) and writes `results.json`; returns it."""
+def _config_json(config) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+# --- Entry point -------------------------------------------------------------------------------
+
+
+def train_and_evaluate(config, workdir: str, *, restart: bool = False) -> dict:
+  """Trains and tests one model per (seed, fold) and writes `results.json`; returns it.
+
+  With `config.mode == 'eval'` it trains nothing and writes to `workdir/eval/` (`evaluate`).
+  `restart` moves an existing workdir's contents aside instead of refusing a changed config.
+  """
+  config_check.check(config)
+  check_init_checkpoint(config)
   workdir = os.path.abspath(workdir)
-  os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
-  _write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
+  with workdir_lib.locked(workdir):
+    if config.mode == "eval":
+      return evaluate(config, workdir)
+    if restart and jax.process_index() == 0:
+      aside = workdir_lib.move_aside(workdir)
+      if aside:
+        logging.warning("--restart: moved the workdir's previous contents to %s.", aside)
+    if restart:
+      multihost_utils.sync_global_devices("workdir moved aside")
+    workdir_lib.check_same_config(workdir, config)
+    data, mesh = _open_data(config)
+    os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
+    workdir_lib.write_config(workdir, config)
+    runs = [
+      _run(config, workdir, data, mesh, fold=fold, seed=seed)
+      for seed in config.seeds
+      for fold in config.folds
+    ]
+    return _write_results(config, workdir, runs, workdir_lib.read_config(workdir))
+
+
+def check_init_checkpoint(config) -> None:
+  """`init_checkpoint`'s arrays have the shapes of the model the config builds."""
+  if not config.init_checkpoint:
+    return
+  heads = head_sizes(run_targets(config))
+  abstract = nnx.eval_shape(lambda: models.build_model(config.model, heads=heads, rngs=nnx.Rngs(0)))
+  path = os.path.abspath(config.init_checkpoint)
+  checkpoint.check_matches(
+    path,
+    checkpoint.leaf_specs(nnx.state(abstract)),
+    checkpoint.model_metadata(path),
+    "Set init_checkpoint to a checkpoint of this model, or the model's sizes to the "
+    "checkpoint's (a conversion's config.json lists them).",
+  )
+
+
+def _open_data(config):
   mesh = make_mesh(config)
   if jax.process_index() == 0:  # builds a missing synthetic dataset once
     prepared_builder(config.dataset, config.data_dir)
   multihost_utils.sync_global_devices("dataset ready")
   data = open_source(config.dataset, config.data_dir, prepare=False, cache=config.input.cache)
-  runs = [
-    _run(config, workdir, data, mesh, fold=fold, seed=seed)
-    for seed in config.seeds
-    for fold in config.folds
-  ]
+  return data, mesh
+
+
+def _write_results(config, out_dir, runs, recorded: dict) -> dict:
+  """results.json (with `recorded`, the config the runs were started with), then reports."""
   results = {
     "protocol": config.protocol,
     "targets": list(get_protocol(config.protocol).targets),
     "runs": runs,
     **metrics_lib.summarize([run["metrics"] for run in runs]),
+    "config": recorded,
   }
-  logs.phase(f"writing reports to {workdir}")
-  results = report.write_run_reports(workdir, results)
-  _write_json(os.path.join(workdir, "results.json"), results)
-  return results
+  save = lambda r: write_json(os.path.join(out_dir, "results.json"), r)  # noqa: E731
+  logs.phase(f"writing reports to {out_dir}")
+  return report.write_run_reports(out_dir, results, save=save)
 
 
-def _selection_score(config, metrics: dict) -> float:
-  """Higher is better: the mean of the selection metric over the protocol's targets."""
-  protocol = get_protocol(config.protocol)
-  metric = config.selection_metric or ("war" if protocol.kind == "classification" else "mae")
-  value = float(np.mean([metrics[t][metric] for t in protocol.targets]))
-  return -value if metric in LOWER_IS_BETTER else value
+# --- One run -----------------------------------------------------------------------------------
 
 
-def predict(eval_step, state, data, indices, config, targets, mesh, desc=None) -> dict:
-  """Model outputs for `indices` (in that order), gathered on every process; a bar if `desc`."""
-  outputs = []
-  num_batches = -(-len(indices) // config.eval_batch_size)
-  bar = logs.progress(num_batches, desc, unit="batch", leave=False) if desc else None
-  for batch in pipeline.eval_dataset(data, indices, config, targets):
-    batch = {k: v for k, v in batch.items() if k in steps.MODEL_INPUTS}
-    out = eval_step(state, pipeline.to_global(batch, mesh))
-    outputs.append(multihost_utils.process_allgather(out, tiled=True))
-    if bar is not None:
-      bar.update(1)
-  if bar is not None:
-    bar.close()
-  return {k: np.concatenate([o[k] for o in outputs])[: len(indices)] for k in outputs[0]}
+def _split(config, data, fold):
+  return make_split(
+    data.index["fold"],
+    data.index["subject_id"],
+    fold,
+    scheme=config.fold_scheme,
+    val_fraction=config.val_fraction,
+    seed=config.seed,
+  )
 
 
-def _evaluate(eval_step, state, data, indices, config, targets, mesh, desc=None):
-  outputs = predict(eval_step, state, data, indices, config, targets, mesh, desc)
-  labels = {name: data.index[name][indices] for name in targets}
-  return outputs, metrics_lib.target_metrics(labels, outputs)
+def _train_data(config, data, split, targets, seed):
+  """The run's training batches: the one place its input pipeline is created."""
+  return iter(pipeline.train_dataset(data, split.train, config, targets, seed=seed))
+
+
+@dataclasses.dataclass(frozen=True)
+class Cadence:
+  """Which of log, eval and checkpoint fall on a step (the last step has all three)."""
+
+  total_steps: int
+  log_every: int
+  eval_every: int
+  checkpoint_every: int
+  validate: bool  # the run has a validation split
+
+  def __call__(self, step: int) -> set[str]:
+    last = step == self.total_steps
+    due = {
+      "log": step % self.log_every == 0 or last,
+      "eval": self.validate and (step % self.eval_every == 0 or last),
+      "checkpoint": step % self.checkpoint_every == 0 or last,
+    }
+    return {name for name, on in due.items() if on}
+
+
+def _total_steps(config, split) -> tuple[int, int]:
+  """(total steps, steps per epoch) of a run."""
+  steps_per_epoch = max(len(split.train) // config.batch_size, 1)
+  total = config.total_steps if config.total_steps > 0 else config.num_epochs * steps_per_epoch
+  return total, steps_per_epoch
+
+
+def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
+  name = run_name(fold, seed)
+  done_path = os.path.join(workdir, "runs", f"{name}.json")
+  if os.path.exists(done_path):
+    return _finished_run(done_path, config)
+  targets = run_targets(config)
+  split = _split(config, data, fold)
+  total_steps, steps_per_epoch = _total_steps(config, split)
+  cadence = Cadence(
+    total_steps,
+    config.log_every_steps,
+    config.eval_every_steps or steps_per_epoch,
+    config.checkpoint_every_steps,
+    validate=len(split.val) > 0,
+  )
+  logs.phase(f"{name}: building the model")
+  graphdef, abstract, state = init_state(config, head_sizes(targets), seed, total_steps, mesh)
+  run_dir = os.path.join(workdir, "checkpoints", name)
+  with jax.set_mesh(mesh), _managers(run_dir, config.keep_checkpoints) as (latest, best):
+    train_iter = _train_data(config, data, split, targets, seed)
+    state, start = _open_or_resume(config, latest, graphdef, abstract, state, train_iter, name)
+    eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
+    evaluate_on = lambda s, idx, desc=None: _evaluate(  # noqa: E731
+      eval_step, s, data, idx, config, targets, mesh, desc
+    )
+    writer = MetricWriter(workdir, name, {"fold": fold, "seed": seed}, resume_step=start)
+
+    def validate(s):
+      """Validation metrics and task losses of state `s`."""
+      outputs, metrics = evaluate_on(s, split.val)
+      losses = split_losses(data.index, split.val, outputs, dict(config.loss.head_weights))
+      return metrics, losses
+
+    try:
+      state, chosen = _fit(
+        config,
+        graphdef,
+        state,
+        start,
+        cadence,
+        train_iter,
+        mesh,
+        validate,
+        writer,
+        (latest, best),
+        name,
+      )
+      state = _select(best, chosen, state, abstract)
+      outputs, test = evaluate_on(
+        state, split.test, f"{name}: evaluating {len(split.test)} test samples"
+      )
+      result = {
+        "fold": fold,
+        "seed": seed,
+        "selected_step": chosen or total_steps,
+        "num_train": len(split.train),
+        "num_val": len(split.val),
+        "num_test": len(split.test),
+        "metrics": test,
+        "config": _config_json(config),
+      }
+      _write_run(workdir, result, data, split.test, targets, outputs)
+      writer.write_test(result["selected_step"], metrics_lib.flatten_scalars(test, "test/"))
+    finally:
+      writer.close()
+  return result
+
+
+def _finished_run(path, config) -> dict:
+  with open(path) as f:
+    result = json.load(f)
+  if "config" not in result:  # recorded before runs kept their config: config.json vouches
+    return result
+  message = workdir_lib.changed_message(
+    f"The finished run {path}",
+    result["config"],
+    _config_json(config),
+    "Rerun with the config it was trained with, or use a new --workdir.",
+  )
+  if message:
+    raise workdir_lib.ConfigChanged(message)
+  return result
 
 
 def init_state(config, heads: dict, seed: int, total_steps: int, mesh):
-  """(graphdef, abstract state, state) of model and optimiser, created sharded on `mesh`.
+  """(graphdef, abstract state, state) of {'model', 'optimizer'}, created sharded on `mesh`.
 
   Parameters land where their `nnx.with_partitioning` annotations put them; the abstract state
-  carries those shardings, so checkpoints restore onto the same layout.
+  carries those shardings, so checkpoints restore onto the same layout. The initialisation and
+  dropout streams of a seed are two halves of one key, so no seed's stream is another's.
   """
   dtype = jnp.dtype(config.dtype)
 
   def init():
+    params, dropout = stream_keys(seed)
     model = models.build_model(
-      config.model, heads=heads, rngs=nnx.Rngs(params=seed, dropout=seed + 1), dtype=dtype
+      config.model, heads=heads, rngs=nnx.Rngs(params=params, dropout=dropout), dtype=dtype
     )
     optimizer = nnx.Optimizer(model, optim.make_optimizer(config, total_steps), wrt=nnx.Param)
-    return model, optimizer
+    return {"model": model, "optimizer": optimizer}
 
   with jax.set_mesh(mesh):
     graphdef, abstract = nnx.get_abstract_model(init, mesh)
@@ -160,36 +332,218 @@ def init_state(config, heads: dict, seed: int, total_steps: int, mesh):
   return graphdef, abstract, state
 
 
+def stream_keys(seed: int):
+  """(initialisation key, dropout key) of a run's seed: two halves of one key."""
+  params, dropout = jax.random.split(jax.random.key(seed))
+  return params, dropout
+
+
+class _managers:
+  """The run's `latest` (full state, for resuming) and `best` (weights and score) managers.
+
+  Closing waits for asynchronous saves, also when training fails or is interrupted.
+  """
+
+  def __init__(self, run_dir, keep: int):
+    options = dict(create=True, enable_async_checkpointing=True)
+    self.latest = ocp.CheckpointManager(
+      os.path.join(run_dir, "latest"),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, **options),
+    )
+    self.best = ocp.CheckpointManager(
+      os.path.join(run_dir, "best"), options=ocp.CheckpointManagerOptions(max_to_keep=1, **options)
+    )
+
+  def __enter__(self):
+    return self.latest, self.best
+
+  def __exit__(self, *exc):
+    self.latest.close()
+    self.best.close()
+
+
+# --- Stage 1: open or resume -------------------------------------------------------------------
+
+
+def _open_or_resume(config, latest, graphdef, abstract, state, train_iter, name):
+  """(state, step): the newest readable `latest` checkpoint, else `init_checkpoint` or fresh."""
+  step, restored = _restore_latest(latest, abstract, train_iter)
+  if restored is not None:
+    logging.info("Resuming %s from step %d.", name, step)
+    return restored, step
+  if config.init_checkpoint:
+    state = _with_init_checkpoint(config, graphdef, state)
+  return state, 0
+
+
+def _with_init_checkpoint(config, graphdef, state):
+  trained = nnx.merge(graphdef, state)
+  checkpoint.restore_model(config.init_checkpoint, trained["model"])
+  return nnx.state(trained)
+
+
 def _restore_latest(manager, abstract_state, train_iter):
-  """Restores the newest readable checkpoint; warns about and deletes unreadable newer ones."""
-  unreadable = []
+  """(step, state) of the newest readable checkpoint, or (0, None).
+
+  A checkpoint whose files cannot be read is moved aside (`../unreadable/latest-<step>-<time>`)
+  with a warning and an earlier one is tried. One that reads but does not fit the model (other
+  keys, shapes or dtypes) is an error naming what differs.
+  """
+  expected = checkpoint.leaf_specs(abstract_state)
   for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      found = checkpoint.model_metadata(os.path.join(manager.directory, str(step), "state"))
+      if not found:
+        raise ValueError("its metadata lists no arrays")
+    except Exception as e:  # noqa: BLE001  (metadata that cannot be read: damage)
+      _move_aside(manager, step, e)
+      continue
+    checkpoint.check_matches(
+      f"{manager.directory}/{step}",
+      expected,
+      found,
+      "It was written by another model or version: use a new --workdir, or --restart.",
+    )
     try:
       restored = manager.restore(
         step,
         args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state),
           data=grain.checkpoint.CheckpointRestore(train_iter),
-          meta=ocp.args.JsonRestore(),
         ),
       )
-      break
-    except Exception as e:  # noqa: BLE001  (any unreadable checkpoint)
-      logging.warning(
-        "Checkpoint %d in %s is unreadable (%s: %s); trying an earlier one.",
+    except Exception as e:  # noqa: BLE001  (arrays that cannot be read: damage)
+      _move_aside(manager, step, e)
+      continue
+    return step, restored.state
+  return 0, None
+
+
+def _move_aside(manager, step, error):
+  directory = os.fspath(manager.directory)
+  stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+  aside = os.path.join(
+    os.path.dirname(directory), "unreadable", f"{os.path.basename(directory)}-{step}-{stamp}"
+  )
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(aside), exist_ok=True)
+    os.rename(os.path.join(directory, str(step)), aside)
+  multihost_utils.sync_global_devices(f"moved aside {directory}/{step}")
+  manager.reload()
+  logging.warning(
+    "Checkpoint %d in %s is unreadable (%s: %s); moved it to %s and trying an earlier one.",
+    step,
+    directory,
+    type(error).__name__,
+    str(error)[:300],
+    aside,
+  )
+
+
+# --- Stage 2: fit ------------------------------------------------------------------------------
+
+
+def _recorded_best(best) -> tuple[int | None, float | None]:
+  """(step, score) of the best checkpoint on disk: the selection survives a kill and resume."""
+  for step in sorted(best.all_steps(), reverse=True):
+    try:
+      meta = best.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+      return step, meta["score"]
+    except Exception as e:  # noqa: BLE001
+      _move_aside(best, step, e)
+  return None, None
+
+
+def _fit(
+  config,
+  graphdef,
+  state,
+  start,
+  cadence,
+  train_iter,
+  mesh,
+  validate,
+  writer,
+  managers,
+  name,
+):
+  """Trains from `start` to the last step; returns (state, the validation-best step or None)."""
+  latest, best = managers
+  total_steps = cadence.total_steps
+  dtype = jnp.dtype(config.dtype)
+  train_step = steps.make_train_step(
+    graphdef,
+    dtype=dtype,
+    alpha=config.loss.alpha,
+    beta=config.loss.beta,
+    head_weights=dict(config.loss.head_weights),
+  )
+  schedule = optim.learning_rate_schedule(config, total_steps)
+  best_step, best_score = _recorded_best(best)
+  if start < total_steps:
+    logs.phase(f"{name}: compiling the train step (the bar starts after its first step)")
+  progress = None
+  pending = []
+  tick, tick_step = time.perf_counter(), start + 1
+  for step in range(start + 1, total_steps + 1):
+    batch = pipeline.to_global(next(train_iter), mesh)
+    lam = optim.grl_lambda(config.grl, step - 1, total_steps)
+    state, metrics = train_step(state, batch, lam)
+    pending.append((step, metrics["finite/loss"], metrics["finite/grads"]))
+    if step == start + 1:  # throughput and the bar's ETA start after the compiling step
+      jax.block_until_ready(metrics)
+      tick, tick_step = time.perf_counter(), step
+      progress = logs.progress(total_steps, f"{name}: training", initial=step)
+    else:
+      progress.update(1)
+    due = cadence(step)
+    if "log" in due:
+      _check_finite(jax.device_get(pending))
+      pending = []
+      logged = {f"train/{k}": v for k, v in jax.device_get(metrics).items() if "finite" not in k}
+      logged |= {"train/learning_rate": schedule(step - 1), "train/grl_lambda": lam}
+      if step > tick_step:
+        now = time.perf_counter()
+        rate = (step - tick_step) / (now - tick)
+        logged |= {"perf/steps_per_s": rate, "perf/samples_per_s": rate * config.batch_size}
+        tick, tick_step = now, step
+      writer.write(step, logged)
+      progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
+    if "eval" in due:
+      val, val_losses = validate(state)
+      score = _selection_score(config, val)
+      writer.write(step, metrics_lib.flatten_scalars(val, "val/") | val_losses)
+      if best_score is None or score > best_score:
+        _save_best(best, step, state, score)
+        best_step, best_score = step, score
+    if "checkpoint" in due:
+      _check_finite(jax.device_get(pending))
+      pending = []
+      latest.save(
         step,
-        manager.directory,
-        type(e).__name__,
-        e,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          data=grain.checkpoint.CheckpointSave(train_iter),
+        ),
       )
-      unreadable.append(step)
-  else:
-    step, restored = 0, None
-  for bad in unreadable:  # training will write these steps again
-    manager.delete(bad)
-  if restored is None:
-    return 0, None, None
-  return step, restored.state, restored.meta
+  if progress is not None:
+    progress.close()
+  return state, best_step
+
+
+def _save_best(best, step, state, score):
+  """Replaces the best checkpoint, finished before the step's `latest` save begins, so a resume
+  never finds a `latest` newer than the selection it saw."""
+  for old in best.all_steps():
+    if old > step:  # only a resume that did not reproduce the selection exactly
+      best.delete(old)
+  best.save(
+    step,
+    args=ocp.args.Composite(
+      model=ocp.args.StandardSave(state["model"]), meta=ocp.args.JsonSave({"score": score})
+    ),
+  )
+  best.wait_until_finished()
 
 
 def _check_finite(pending):
@@ -202,161 +556,185 @@ def _check_finite(pending):
       )
 
 
-def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
-  name = f"fold{fold}_seed{seed}"
-  done_path = os.path.join(workdir, "runs", f"{name}.json")
-  if os.path.exists(done_path):
-    with open(done_path) as f:
-      return json.load(f)
-  targets = run_targets(config)
-  split = make_split(
-    data.index["fold"],
-    data.index["subject_id"],
-    fold,
-    scheme=config.fold_scheme,
-    val_fraction=config.val_fraction,
-    seed=config.seed,
+def _selection_score(config, metrics: dict) -> float:
+  """Higher is better: the mean of the selection metric over the protocol's targets."""
+  protocol = get_protocol(config.protocol)
+  metric = config.selection_metric or ("war" if protocol.kind == "classification" else "mae")
+  value = float(np.mean([metrics[t][metric] for t in protocol.targets]))
+  return -value if metric in LOWER_IS_BETTER else value
+
+
+# --- Stage 3: select ---------------------------------------------------------------------------
+
+
+def _select(best, chosen, state, abstract):
+  """The state with the validation-best weights (the last state when nothing was selected)."""
+  if chosen is None:
+    return state
+  model = _restore_best_model(best, chosen, abstract)
+  return nnx.State({"model": model, "optimizer": state["optimizer"]})
+
+
+def _restore_best_model(best, step, abstract):
+  restored = best.restore(
+    step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract["model"]))
   )
-  steps_per_epoch = max(len(split.train) // config.batch_size, 1)
-  total_steps = (
-    config.total_steps if config.total_steps > 0 else config.num_epochs * steps_per_epoch
-  )
-  if config.mode == "eval":
-    total_steps = 0
-  eval_every = config.eval_every_steps or steps_per_epoch
-  dtype = jnp.dtype(config.dtype)
+  return restored.model
 
-  logs.phase(f"{name}: building the model")
-  graphdef, abstract, state = init_state(config, head_sizes(targets), seed, total_steps, mesh)
-  with jax.set_mesh(mesh):
-    if config.init_checkpoint:
-      model, optimizer = nnx.merge(graphdef, state)
-      checkpoint.restore_model(config.init_checkpoint, model)
-      state = nnx.state((model, optimizer))
 
-    train_iter = iter(pipeline.train_dataset(data, split.train, config, targets, seed=seed))
-    run_dir = os.path.join(workdir, "checkpoints", name)
-    options = dict(create=True, enable_async_checkpointing=True)
-    latest = ocp.CheckpointManager(
-      os.path.join(run_dir, "latest"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, **options),
-    )
-    best = ocp.CheckpointManager(
-      os.path.join(run_dir, "best"), options=ocp.CheckpointManagerOptions(max_to_keep=1, **options)
-    )
-    with latest, best:  # closing waits for asynchronous saves, also when training fails
-      start, restored, meta = (0, None, None)
-      if total_steps:
-        start, restored, meta = _restore_latest(latest, abstract, train_iter)
-      if restored is not None:
-        state = restored
-        logging.info("Resuming %s from step %d.", name, start)
-      else:
-        train_iter = iter(pipeline.train_dataset(data, split.train, config, targets, seed=seed))
-      meta = meta or {"best_score": None, "best_step": None}
-      for step in best.all_steps():
-        if step > start:  # chosen after the checkpoint we resume from: it will be chosen again
-          best.delete(step)
+# --- Stage 4: test (and validate) --------------------------------------------------------------
 
-      train_step = steps.make_train_step(
-        graphdef,
-        dtype=dtype,
-        alpha=config.loss.alpha,
-        beta=config.loss.beta,
-        head_weights=dict(config.loss.head_weights),
-      )
-      eval_step = steps.make_eval_step(graphdef, dtype=dtype)
-      schedule = optim.learning_rate_schedule(config, total_steps)
-      writer = MetricWriter(workdir, name, {"fold": fold, "seed": seed}, resume_step=start)
-      if start < total_steps:
-        logs.phase(f"{name}: compiling the train step (the bar starts after its first step)")
-      progress = None
-      pending = []
-      for step in range(start + 1, total_steps + 1):
-        batch = pipeline.to_global(next(train_iter), mesh)
-        lam = optim.grl_lambda(config.grl, step - 1, total_steps)
-        state, metrics = train_step(state, batch, lam)
-        pending.append((step, metrics["finite/loss"], metrics["finite/grads"]))
-        if step == start + 1:  # throughput and the bar's ETA start after the compiling step
-          jax.block_until_ready(metrics)
-          tick, tick_step = time.perf_counter(), step
-          progress = logs.progress(total_steps, f"{name}: training", initial=step)
-        else:
-          progress.update(1)
-        if step % config.log_every_steps == 0 or step == total_steps:
-          _check_finite(jax.device_get(pending))
-          pending = []
-          logged = {
-            f"train/{k}": v for k, v in jax.device_get(metrics).items() if "finite" not in k
-          }
-          logged |= {"train/learning_rate": schedule(step - 1), "train/grl_lambda": lam}
-          if step > tick_step:
-            now = time.perf_counter()
-            rate = (step - tick_step) / (now - tick)
-            logged |= {"perf/steps_per_s": rate, "perf/samples_per_s": rate * config.batch_size}
-            tick, tick_step = now, step
-          writer.write(step, logged)
-          progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
-        if len(split.val) and (step % eval_every == 0 or step == total_steps):
-          val_out, val = _evaluate(eval_step, state, data, split.val, config, targets, mesh)
-          score = _selection_score(config, val)
-          val_losses = split_losses(data.index, split.val, val_out, dict(config.loss.head_weights))
-          writer.write(step, metrics_lib.flatten_scalars(val, "val/") | val_losses)
-          if meta["best_score"] is None or score > meta["best_score"]:
-            meta = {"best_score": score, "best_step": step}
-            best.save(step, args=ocp.args.StandardSave(state[0]))
-        if step % config.checkpoint_every_steps == 0 or step == total_steps:
-          _check_finite(jax.device_get(pending))
-          pending = []
-          latest.save(
-            step,
-            args=ocp.args.Composite(
-              state=ocp.args.StandardSave(state),
-              data=grain.checkpoint.CheckpointSave(train_iter),
-              meta=ocp.args.JsonSave(meta),
-            ),
-          )
-      if progress is not None:
-        progress.close()
-      best.wait_until_finished()
-      if meta["best_step"] is not None:
-        chosen = best.restore(meta["best_step"], args=ocp.args.StandardRestore(abstract[0]))
-        state = nnx.State({0: chosen, 1: state[1]})
-      desc = f"{name}: evaluating {len(split.test)} test samples"
-      outputs, test = _evaluate(eval_step, state, data, split.test, config, targets, mesh, desc)
-  masked = data.index["er_emotion"][split.test] != data.index["fer_emotion"][split.test]
-  labels = {name: data.index[name][split.test] for name in targets}
+
+def predict(eval_step, state, data, indices, config, targets, mesh, desc=None) -> dict:
+  """Model outputs for `indices` (in that order), gathered on every process; a bar if `desc`.
+
+  Each row is placed by the batch's `index`; padding rows (`mask` false) are dropped.
+  """
+  outputs, index, mask = [], [], []
+  num_batches = -(-len(indices) // config.eval_batch_size)
+  bar = logs.progress(num_batches, desc, unit="batch", leave=False) if desc else None
+  for batch in pipeline.eval_dataset(data, indices, config, targets):
+    if bar is not None:
+      bar.update(1)
+    index.append(multihost_utils.process_allgather(batch["index"], tiled=True))
+    mask.append(multihost_utils.process_allgather(batch["mask"], tiled=True))
+    inputs = {k: v for k, v in batch.items() if k in steps.MODEL_INPUTS}
+    out = eval_step(state, pipeline.to_global(inputs, mesh))
+    outputs.append(multihost_utils.process_allgather(out, tiled=True))
+  if bar is not None:
+    bar.close()
+  index, mask = np.concatenate(index), np.concatenate(mask).astype(bool)
+  row = {int(i): r for r, i in enumerate(index) if mask[r]}
+  order = np.asarray([row[int(i)] for i in indices], dtype=np.int64)
+  return {k: np.concatenate([o[k] for o in outputs])[order] for k in outputs[0]}
+
+
+def labels_of(data, indices, targets) -> dict:
+  return {name: data.index[name][indices] for name in targets}
+
+
+def _evaluate(eval_step, state, data, indices, config, targets, mesh, desc=None):
+  """(outputs, metrics) on `indices`; a progress bar labelled `desc` if given."""
+  outputs = predict(eval_step, state, data, indices, config, targets, mesh, desc)
+  return outputs, metrics_lib.target_metrics(labels_of(data, indices, targets), outputs)
+
+
+# --- Stage 5: write ----------------------------------------------------------------------------
+
+
+def _write_run(out_dir, result, data, indices, targets, outputs):
+  """The run's predictions CSV, then `runs/<run>.json` with masked-sample metrics added."""
+  masked = data.index["er_emotion"][indices] != data.index["fer_emotion"][indices]
+  labels = labels_of(data, indices, targets)
   for name, values in metrics_lib.masked_metrics(labels, outputs, masked).items():
-    test[name] |= values
-  writer.write_test(meta["best_step"] or total_steps, metrics_lib.flatten_scalars(test, "test/"))
-  writer.close()
-
-  result = {
-    "fold": fold,
-    "seed": seed,
-    "selected_step": meta["best_step"] or total_steps,
-    "num_train": len(split.train),
-    "num_val": len(split.val),
-    "num_test": len(split.test),
-    "metrics": test,
-  }
-  _write_predictions(workdir, fold, seed, data, split.test, targets, outputs)
-  _write_json(done_path, result)
-  return result
+    result["metrics"][name] |= values
+  _write_predictions(out_dir, result["fold"], result["seed"], data, indices, targets, outputs)
+  os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
+  write_json(
+    os.path.join(out_dir, "runs", f"{run_name(result['fold'], result['seed'])}.json"), result
+  )
 
 
-def _write_predictions(workdir, fold, seed, data, indices, targets, outputs):
+def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs):
   if jax.process_index():
     return
   classification = [t for t in targets if TARGETS[t].kind == "classification"]
   probabilities = {t: jax.nn.softmax(outputs[t]) for t in classification}
   predictions.write_predictions(
-    workdir,
+    out_dir,
     fold,
     seed,
     sample_id=data.index["sample_id"][indices],
     subject_id=data.index["subject_id"][indices],
-    y_true={t: data.index[t][indices] for t in targets},
+    y_true=labels_of(data, indices, targets),
     y_pred=outputs,
     probabilities=jax.device_get(probabilities),
   )
+
+
+# --- Eval mode ---------------------------------------------------------------------------------
+
+
+def evaluate(config, workdir: str) -> dict:
+  """Tests `init_checkpoint`, else each run's `best` (else its `latest`), writing `workdir/eval/`.
+
+  Never trains, and never writes anything training owns.
+  """
+  sources = {}
+  if not config.init_checkpoint:
+    workdir_lib.check_same_config(workdir, config)
+    sources = _eval_sources(config, workdir)
+  out_dir = os.path.join(workdir, EVAL_DIR)
+  data, mesh = _open_data(config)
+  if jax.process_index() == 0:
+    os.makedirs(out_dir, exist_ok=True)
+  write_json(os.path.join(out_dir, "config.json"), _config_json(config))
+  targets = run_targets(config)
+  runs = []
+  for seed in config.seeds:
+    for fold in config.folds:
+      graphdef, abstract, state = init_state(config, head_sizes(targets), seed, 0, mesh)
+      split = _split(config, data, fold)
+      with jax.set_mesh(mesh):
+        source = sources.get((fold, seed))
+        if source is None:
+          state = _with_init_checkpoint(config, graphdef, state)
+          evaluated = os.path.abspath(config.init_checkpoint)
+        else:
+          state, evaluated = _load_for_eval(source, abstract, state)
+        logging.info("Evaluating %s: %s.", run_name(fold, seed), evaluated)
+        eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
+        desc = f"{run_name(fold, seed)}: evaluating {len(split.test)} test samples"
+        outputs, test = _evaluate(eval_step, state, data, split.test, config, targets, mesh, desc)
+      result = {
+        "fold": fold,
+        "seed": seed,
+        "evaluated": evaluated,
+        "num_test": len(split.test),
+        "metrics": test,
+        "config": _config_json(config),
+      }
+      _write_run(out_dir, result, data, split.test, targets, outputs)
+      runs.append(result)
+  return _write_results(config, out_dir, runs, _config_json(config))
+
+
+def _eval_sources(config, workdir) -> dict:
+  """(fold, seed) -> (kind, directory, step) of what to test: `best`, else `latest`."""
+  sources, missing = {}, []
+  for seed in config.seeds:
+    for fold in config.folds:
+      run_dir = os.path.join(workdir, "checkpoints", run_name(fold, seed))
+      for kind in ("best", "latest"):
+        directory = os.path.join(run_dir, kind)
+        found = os.path.isdir(directory) and ocp.utils.checkpoint_steps(directory)
+        if found:
+          sources[(fold, seed)] = (kind, directory, max(found))
+          if kind == "latest":
+            logging.warning(
+              "%s has no best checkpoint; evaluating its latest (step %d).",
+              run_name(fold, seed),
+              max(found),
+            )
+          break
+      else:
+        missing.append(run_dir)
+  if missing:
+    raise NothingToEvaluate(
+      "Nothing to evaluate: no init_checkpoint is set and there is no checkpoint in "
+      + ", ".join(f"{d}/best or {d}/latest" for d in missing)
+      + ". Train first, or set --config.init_checkpoint=DIR/model."
+    )
+  return sources
+
+
+def _load_for_eval(source, abstract, state):
+  """The state with the weights of a run's `best` (or `latest`) checkpoint, read in place."""
+  kind, directory, step = source
+  path = os.path.join(directory, str(step), "model" if kind == "best" else "state")
+  with ocp.StandardCheckpointer() as checkpointer:
+    if kind == "best":
+      model = checkpointer.restore(path, abstract["model"])
+    else:
+      model = checkpointer.restore(path, abstract)["model"]
+  return nnx.State({"model": model, "optimizer": state["optimizer"]}), f"{directory}/{step}"

@@ -1,0 +1,313 @@
+"""No user action loses or misreports work: eval mode, a workdir's kept config, one writer,
+restoring, and the messages of bad input. One tiny finished workdir is shared by most tests."""
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import jax
+import optax
+import orbax.checkpoint as ocp
+import pytest
+from flax import nnx
+
+from emer_jax import cli, config_check, models
+from emer_jax.evaluation import suite as suite_lib
+from emer_jax.protocols import head_sizes
+from emer_jax.train import checkpoint, trainer
+from emer_jax.train import workdir as workdir_lib
+from tests.test_train import REPO, TINY, tiny_config
+from tfds_emer import locks
+
+TRAINING_OWNED = ("checkpoints", "metrics.jsonl", "runs", "config.json", "results.json")
+
+
+def _config(data_dir):
+  config = tiny_config(data_dir)
+  config.total_steps = 6
+  config.log_every_steps = 2
+  config.checkpoint_every_steps = 2
+  config.eval_every_steps = 3
+  return config
+
+
+def _snapshot(workdir) -> dict:
+  """{relative path: sha256} of every file training owns."""
+  out = {}
+  for name in TRAINING_OWNED:
+    root = os.path.join(workdir, name)
+    paths = [root] if os.path.isfile(root) else []
+    for parent, _, files in os.walk(root):
+      paths += [os.path.join(parent, f) for f in files]
+    for path in paths:
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, workdir)] = hashlib.sha256(f.read()).hexdigest()
+  return out
+
+
+@pytest.fixture(scope="module")
+def finished(small_data_dir, tmp_path_factory):
+  """(workdir, config): one uninterrupted tiny run, never modified by the tests."""
+  workdir = str(tmp_path_factory.mktemp("finished"))
+  config = _config(small_data_dir)
+  trainer.train_and_evaluate(config, workdir)
+  return workdir, config
+
+
+def _results(workdir):
+  with open(os.path.join(workdir, "results.json")) as f:
+    return json.load(f)
+
+
+def test_eval_mode_then_training_rerun_after_a_kill_equals_an_uninterrupted_run(finished, tmp_path):
+  """Scenario 1: a run killed after its step-4 checkpoint, evaluated, then trained to the end."""
+  full, config = finished
+  killed = str(tmp_path / "killed")
+  shutil.copytree(full, killed)
+  for name in ("runs", "eval", "plots"):
+    shutil.rmtree(os.path.join(killed, name), ignore_errors=True)
+  for name in os.listdir(killed):
+    if name.startswith(("results", "predictions", "per_class")):
+      os.remove(os.path.join(killed, name))
+  shutil.rmtree(os.path.join(killed, "checkpoints", "fold1_seed0", "latest", "6"))
+  with open(os.path.join(killed, "metrics.jsonl")) as f:
+    lines = [line for line in f if json.loads(line)["step"] <= 4]
+  with open(os.path.join(killed, "metrics.jsonl"), "w") as f:
+    f.writelines(lines)
+  before = _snapshot(killed)
+
+  eval_config = config.copy_and_resolve_references()
+  eval_config.mode = "eval"
+  evaluation = trainer.train_and_evaluate(eval_config, killed)
+  assert _snapshot(killed) == before
+  assert os.path.exists(os.path.join(killed, "eval", "results.json"))
+  trained = _results(full)["runs"][0]
+  assert evaluation["runs"][0]["evaluated"].endswith(f"best/{trained['selected_step']}")
+  assert evaluation["runs"][0]["metrics"] == trained["metrics"]  # the selected weights
+
+  trainer.train_and_evaluate(config, killed)
+  assert _results(killed) == _results(full)
+
+
+def test_eval_mode_with_nothing_to_evaluate_names_what_it_looked_for(small_data_dir, tmp_path):
+  config = _config(small_data_dir)
+  config.mode = "eval"
+  with pytest.raises(trainer.NothingToEvaluate, match="fold1_seed0/best or .*fold1_seed0/latest"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+  assert os.listdir(tmp_path) == [".lock"]
+
+
+@pytest.mark.parametrize(
+  "changes, named",
+  [
+    ({"protocol": "fer7", "learning_rate": 0.5}, ["protocol: 'er7' there, 'fer7' now", "0.001"]),
+    ({"model.face_encoder.widths": (8, 16, 32, 32)}, ["model.face_encoder.widths"]),
+  ],
+)
+def test_a_changed_config_is_refused_before_anything_is_written(finished, changes, named):
+  """Scenarios 2 and 3: nothing training owns changes, config.json included."""
+  workdir, config = finished
+  config = config.copy_and_resolve_references()
+  for key, value in changes.items():
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  before = _snapshot(workdir)
+  with pytest.raises(workdir_lib.ConfigChanged) as error:
+    trainer.train_and_evaluate(config, workdir)
+  for text in named + ["--restart", "--workdir"]:
+    assert text in str(error.value)
+  assert _snapshot(workdir) == before
+
+
+def test_keys_that_change_nothing_trained_may_differ(finished, tmp_path):
+  full, config = finished
+  workdir = str(tmp_path / "w")
+  shutil.copytree(full, workdir)
+  before = _snapshot(workdir)
+  config = config.copy_and_resolve_references()
+  config.log_every_steps = 3
+  config.input.num_threads = 2
+  results = trainer.train_and_evaluate(config, workdir)
+  assert _snapshot(workdir) == before  # the finished run is read, config.json is kept
+  assert results["runs"] == _results(full)["runs"]
+
+
+def test_restart_moves_the_old_contents_aside(tmp_path):
+  (tmp_path / "runs").mkdir()
+  (tmp_path / "config.json").write_text("{}")
+  (tmp_path / ".lock").write_text("")
+  aside = workdir_lib.move_aside(str(tmp_path))
+  assert sorted(os.listdir(aside)) == ["config.json", "runs"]
+  assert sorted(os.listdir(tmp_path)) == [".lock", os.path.basename(aside)]
+
+
+def test_a_second_process_on_a_live_workdir_stops_naming_the_holder(small_data_dir, tmp_path):
+  holder = subprocess.Popen(
+    [
+      sys.executable,
+      "-c",
+      "import sys, time\nfrom tfds_emer import locks\n"
+      f"with locks.exclusive({str(tmp_path / '.lock')!r}, 'W'):\n"
+      "  print('held', flush=True); time.sleep(120)",
+    ],
+    cwd=REPO,
+    stdout=subprocess.PIPE,
+    text=True,
+  )
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    out = subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "emer_jax.main",
+        "--config=configs/quickstart.py",
+        f"--workdir={tmp_path}",
+        f"--config.data_dir={small_data_dir}",
+        *TINY,
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+  finally:
+    holder.kill()
+    holder.wait()
+  assert out.returncode == 1
+  error = out.stderr.strip().splitlines()[-1]
+  assert f"pid {holder.pid}" in error and "Traceback" not in out.stderr
+  assert os.listdir(tmp_path) == [".lock"]
+
+
+def test_a_held_workdir_is_refused_in_process(finished):
+  workdir, config = finished
+  with locks.exclusive(os.path.join(workdir, ".lock"), "W"):
+    with pytest.raises(locks.LockHeld, match=f"pid {os.getpid()}"):
+      trainer.train_and_evaluate(config, workdir)
+
+
+def test_a_checkpoint_of_another_model_is_an_error_naming_the_key(finished):
+  workdir, config = finished
+  config = config.copy_and_resolve_references()
+  config.model.feature_dim = 8
+  heads = head_sizes(trainer.run_targets(config))
+
+  def init():
+    model = models.build_model(config.model, heads=heads, rngs=nnx.Rngs(0))
+    return {"model": model, "optimizer": nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)}
+
+  mesh = trainer.make_mesh(config)
+  _, abstract = nnx.get_abstract_model(init, mesh)
+  before = _snapshot(workdir)
+  latest = ocp.CheckpointManager(os.path.join(workdir, "checkpoints", "fold1_seed0", "latest"))
+  with pytest.raises(checkpoint.CheckpointMismatch, match=r"latest/6 does not fit.*shape"):
+    trainer._restore_latest(latest, abstract, train_iter=None)
+  assert _snapshot(workdir) == before  # nothing deleted or moved aside
+
+
+def test_stream_keys_of_a_seed_are_not_those_of_another():
+  keys = [jax.random.key_data(k).tolist() for s in range(4) for k in trainer.stream_keys(s)]
+  assert len({str(k) for k in keys}) == len(keys)
+
+
+# --- Messages ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+  "key, value, named",
+  [
+    ("batch_size", 0, "batch_size=0: expected a positive integer"),
+    ("eval_batch_size", 0, "eval_batch_size=0: expected a positive integer"),
+    ("dtype", "float8", "dtype='float8': expected one of"),
+    ("dtype", "int8", "dtype='int8': expected one of"),
+    ("val_fraction", 1.5, "val_fraction=1.5: expected 0 ≤ val_fraction < 1"),
+    ("folds", (), "folds=(): must be a non-empty tuple"),
+    ("folds", (1, 1), "folds=(1, 1): repeats [1]"),
+    ("seeds", (0, 0), "seeds=(0, 0): repeats [0]"),
+    ("learning_rate", -1e-3, "learning_rate=-0.001: expected a finite number > 0"),
+    ("init_checkpoint", "w.pth", "convert it first with python -m emer_jax.convert"),
+    ("init_checkpoint", "/nonexistent/model", "'/nonexistent/model': no such folder"),
+  ],
+)
+def test_config_errors_name_key_value_and_what_is_allowed(key, value, named):
+  from configs.quickstart import get_config
+
+  config = get_config()
+  config[key] = value
+  with pytest.raises(config_check.ConfigError) as error:
+    config_check.check(config)
+  assert named in str(error.value)
+
+
+def test_benchmark_steps_zero_is_named():
+  from configs.benchmark import get_config
+
+  config = get_config()
+  config.benchmark.steps = 0
+  with pytest.raises(config_check.ConfigError, match="benchmark.steps=0"):
+    config_check.check(config)
+
+
+def test_misspelt_key_is_one_line_with_the_nearest_keys():
+  from configs.quickstart import get_config
+
+  config = get_config()
+  assert config_check.unknown_key(config, "learning_rat") == (
+    "Unknown config key 'learning_rat': did you mean learning_rate?"
+  )
+  assert "model.face_encoder.widths" in config_check.unknown_key(config, "model.face_encoder.widht")
+  assert config_check.unknown_key(config, "model.feature_dim") is None
+  argv = ["main", "--config=configs/quickstart.py", "--config.learning_rat=0.1"]
+  assert "did you mean learning_rate" in cli.flag_error(argv, AttributeError("x"))
+
+
+def test_an_unknown_suite_model_is_named_before_anything_trains():
+  from configs.suite import get_config
+
+  suite = get_config("small")
+  suite.model_names = ("emert", "emrt")
+  with pytest.raises(config_check.ConfigError, match=r"model_names: unknown \['emrt'\]"):
+    suite_lib.run_suite(suite, "/nonexistent/suite")
+
+
+def test_the_suite_refuses_a_finished_cell_of_another_config(finished, tmp_path):
+  from configs.suite import get_config
+
+  suite = get_config("small")
+  cell = tmp_path / "er7" / "emert"
+  cell.mkdir(parents=True)
+  shutil.copy(os.path.join(finished[0], "results.json"), cell / "results.json")
+  with pytest.raises(workdir_lib.ConfigChanged, match="finished cell er7/emert"):
+    suite_lib.run_cell(suite, "er7", "emert", str(cell))
+
+
+def test_init_checkpoint_of_other_sizes_lists_the_keys(small_data_dir, tmp_path):
+  config = _config(small_data_dir)
+  other = config.model.copy_and_resolve_references()
+  other.feature_dim = 8
+  model = models.build_model(other, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
+  checkpoint.save_model(str(tmp_path / "model"), model)
+  config.init_checkpoint = str(tmp_path / "model")
+  with pytest.raises(checkpoint.CheckpointMismatch) as error:
+    trainer.train_and_evaluate(config, str(tmp_path / "w"))
+  assert str(tmp_path / "model") in str(error.value) and "shape (8," in str(error.value)
+  assert not os.path.exists(tmp_path / "w" / "config.json")
+
+
+def test_convert_of_a_zip_with_a_broken_pickle_names_the_file(tmp_path):
+  from emer_jax.convert import load_torch_file
+
+  path = tmp_path / "broken.pth"
+  with zipfile.ZipFile(path, "w") as archive:
+    archive.writestr("archive/data.pkl", pickle.dumps({"a": 1})[:-5] + b"\x99garbage")
+  with pytest.raises(ValueError, match=r"broken\.pth: cannot read archive/data\.pkl"):
+    load_torch_file(path)
