@@ -46,6 +46,9 @@ COLUMNS = (
 )
 NUM_COLUMNS = len(COLUMNS)
 GAZE_COLUMNS = ("Gaze point X", "Gaze point Y")
+# Clocks: `Recording timestamp` counts from the start of the Tobii recording (which may span
+# several stimuli of a session), `Eyetracker timestamp` is the device clock.
+CLOCK_COLUMNS = ("Recording timestamp", "Eyetracker timestamp")
 # Accepted spellings of the gaze columns, in order of preference.
 GAZE_ALIASES = (GAZE_COLUMNS, ("Gaze point X [DACS px]", "Gaze point Y [DACS px]"))
 # Values of "Eye movement type code".

@@ -7,6 +7,7 @@ Workdir layout:
   checkpoints/fold{k}_seed{s}/latest   full training state (resume)
   checkpoints/fold{k}_seed{s}/best     model weights chosen on validation
   runs/fold{k}_seed{s}.json    a finished run's test metrics (a rerun skips finished runs)
+  runs/fold{k}_seed{s}.normalisation.json   eye/gaze mean and std of the run's training part
   results.json                 every run's test metrics, their mean and std
 """
 
@@ -210,6 +211,7 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
     val_fraction=config.val_fraction,
     seed=config.seed,
   )
+  data = _normalised(data, split.train, config, pipeline.normalisation_path(workdir, fold, seed))
   steps_per_epoch = max(len(split.train) // config.batch_size, 1)
   total_steps = (
     config.total_steps if config.total_steps > 0 else config.num_epochs * steps_per_epoch
@@ -327,6 +329,23 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
   _write_predictions(workdir, fold, seed, data, split.test, targets, outputs)
   _write_json(done_path, result)
   return result
+
+
+def _normalised(data, train_indices, config, path):
+  """`data` with the statistics of the training part, recorded at `path`.
+
+  A resumed run finds them recorded already; if they differ, the data changed under it.
+  """
+  data = pipeline.with_normalisation(data, train_indices, config)
+  if os.path.exists(path):
+    recorded = pipeline.load_normalisation(path)
+    if recorded.to_dict() != data.normalisation.to_dict():
+      raise ValueError(
+        f"{path} holds other normalisation statistics than this run's training part has now: "
+        "the dataset or the split changed since the run started. Use a new workdir."
+      )
+  _write_json(path, data.normalisation.to_dict())
+  return data
 
 
 def _write_predictions(workdir, fold, seed, data, indices, targets, outputs):
