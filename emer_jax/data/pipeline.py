@@ -60,15 +60,16 @@ def clock_columns(eye_columns=eye_export.COLUMNS) -> tuple[int, ...]:
   return found
 
 
-def eye_features(eye: np.ndarray, clocks: tuple[int, ...], mode: str) -> np.ndarray:
-  """A sample's stored eye rows as the model sees them: clock columns absolute or t − t₀."""
+def eye_features(eye: np.ndarray, clocks: tuple[int, ...], mode: str, rows=None) -> np.ndarray:
+  """A sample's stored eye rows (those at `rows`, default all) as the model sees them, the clock
+  columns absolute or t − t₀ (t₀: the clock on the sample's first stored row)."""
   if mode not in EYE_CLOCKS:
     raise ValueError(f"model.eye_clocks is {mode!r}; expected one of {EYE_CLOCKS}.")
-  if mode == "absolute":
-    return eye
-  eye = np.array(eye, np.float64)
-  eye[:, clocks] -= eye[:1, clocks]
-  return eye.astype(np.float32)
+  out = eye if rows is None else eye[rows]
+  if mode == "relative":
+    out = np.array(out, np.float32)
+    out[:, clocks] -= eye[0, clocks]
+  return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,9 +190,9 @@ class ClipSampler:
     if self.bgr:
       face = face[..., ::-1]
     norm = self.normalisation
-    eye = eye_features(example["eye"], self.clocks, norm.eye_clocks)
-    rows = segment_indices(len(eye), self.num_eye_rows, rng)
-    eye = (eye[rows] - norm.eye_mean) / norm.eye_std
+    rows = segment_indices(len(example["eye"]), self.num_eye_rows, rng)
+    eye = eye_features(example["eye"], self.clocks, norm.eye_clocks, rows)
+    eye = (eye - norm.eye_mean) / norm.eye_std
     if self.eye_columns == "clocks":
       eye = eye[:, list(self.clocks)]
     out = {
