@@ -130,33 +130,40 @@ def results_intervals(workdir, results: Mapping, seed: int = SEED, num: int = NU
   return {**results, "runs": runs, "ci95": found["ci95"], "bootstrap": how}
 
 
-def _aligned(best: Runs, other: Runs) -> Runs:
-  """`other`'s runs in the order of `best`'s, rows in the order of `best`'s samples."""
-  firsts = {}
+def _by_sample(runs: Runs) -> Runs:
+  """Each run's rows ordered by sample id, so that the same draws pick the same samples."""
+  return [(fold, f.sort_values("sample_id", kind="stable", ignore_index=True)) for fold, f in runs]
+
+
+def _check_paired(best: Runs, other: Runs) -> None:
+  samples = {}
   for fold, frame in best:
-    firsts.setdefault(fold, frame["sample_id"].to_numpy())
-  out = []
+    samples.setdefault(fold, frame["sample_id"].tolist())
   for fold, frame in other:
-    if fold not in firsts:
-      raise ValueError(f"Fold {fold} is tested by one model only; the test needs both on it.")
-    order = frame.set_index("sample_id")
-    if set(order.index) != set(firsts[fold]) or len(order) != len(firsts[fold]):
+    if fold not in samples:
+      raise ValueError(f"Fold {fold} is tested by one model only; a paired test needs both.")
+    if frame["sample_id"].tolist() != samples[fold]:
       raise ValueError(f"The two models' fold-{fold} test samples differ; they are not paired.")
-    out.append((fold, order.loc[firsts[fold]].reset_index()))
-  if {f for f, _ in out} != set(firsts):
-    raise ValueError(f"The models are tested on folds {sorted(firsts)} and {[f for f, _ in out]}.")
-  return out
+  if {fold for fold, _ in other} != set(samples):
+    raise ValueError(
+      f"The models are tested on folds {sorted(samples)} and {[f for f, _ in other]}."
+    )
+
+
+def _means(runs: Runs, seed: int, num: int) -> dict[str, np.ndarray]:
+  """{'target/metric': (num,)}: the mean over runs of each metric, per resample."""
+  per_run = _run_scores(runs, _fold_draws(runs, seed, num))
+  return {name: np.mean([run[name] for run in per_run], axis=0) for name in per_run[0]}
 
 
 def paired_difference(
   best: Runs, other: Runs, name: str, higher_is_better: bool, seed: int = SEED, num=NUM_RESAMPLES
 ) -> list[float]:
   """95 % interval of (best − other) in metric `name` ('target/metric'), positive when `best`
-  is better, both resampled with the same draws of the same test samples."""
-  other = _aligned(best, other)
-  fold_draws = _fold_draws(best, seed, num)
-  a = np.mean([run[name] for run in _run_scores(best, fold_draws)], axis=0)
-  b = np.mean([run[name] for run in _run_scores(other, fold_draws)], axis=0)
+  is better, both resampled with the same draws of the same test samples (matched by id)."""
+  best, other = _by_sample(best), _by_sample(other)
+  _check_paired(best, other)
+  a, b = _means(best, seed, num)[name], _means(other, seed, num)[name]
   return interval((a - b) if higher_is_better else (b - a))
 
 
@@ -166,15 +173,17 @@ def mark_ties(records: Sequence[Mapping], workdirs: Mapping, seed: int = SEED, n
 
   records: dicts with model, protocol, metric ('target/metric'), mean (see `tables`);
   workdirs: (protocol, model) -> the cell's workdir (its results.json and predictions CSVs).
+  Raises ValueError when two cells of a protocol were tested on different samples.
   """
   out = [dict(r) for r in records]
-  loaded = {}
+  cells_runs, cells_means = {}, {}
 
-  def runs_of(key):
-    if key not in loaded:
+  def means_of(key):
+    if key not in cells_means:
       with open(os.path.join(workdirs[key], "results.json")) as f:
-        loaded[key] = read_runs(workdirs[key], json.load(f)["runs"])
-    return loaded[key]
+        cells_runs[key] = _by_sample(read_runs(workdirs[key], json.load(f)["runs"]))
+      cells_means[key] = _means(cells_runs[key], seed, num)
+    return cells_means[key]
 
   columns = dict.fromkeys((r["protocol"], r["metric"]) for r in out)
   for protocol, name in columns:
@@ -189,19 +198,17 @@ def mark_ties(records: Sequence[Mapping], workdirs: Mapping, seed: int = SEED, n
     if not finite:
       continue
     best = (max if direction else min)(finite, key=lambda r: r["mean"])
+    best_key = (protocol, best["model"])
     for r in cells:
+      key = (protocol, r["model"])
       if r is best:
         r["tied"] = True
-      elif not np.isfinite(r["mean"]):
+        continue
+      if not np.isfinite(r["mean"]):
         r["tied"] = False
-      else:
-        lo, hi = paired_difference(
-          runs_of((protocol, best["model"])),
-          runs_of((protocol, r["model"])),
-          name,
-          direction,
-          seed,
-          num,
-        )
-        r["tied"] = bool(lo <= 0 <= hi) if np.isfinite(lo) else False
+        continue
+      a, b = means_of(best_key)[name], means_of(key)[name]
+      _check_paired(cells_runs[best_key], cells_runs[key])
+      lo, hi = interval((a - b) if direction else (b - a))
+      r["tied"] = bool(lo <= 0 <= hi)
   return out
