@@ -19,16 +19,21 @@ from emer_jax.protocols import PROTOCOLS
 def _models() -> ml_collections.ConfigDict:
   """Every model the suite knows: EMERT variants, ablations (modalities, discriminator) and the
   baselines of `emer_jax.models.baselines`."""
-  no_discriminator = {"model": {"use_discriminator": False}}
+  # The EMERT rows build on the `reference` variant, but read clocks relative to each recording's
+  # start like every model trained here: absolute clocks could leak stimulus order (the
+  # `eye_clocks_only` row tests whether they do).
+  relative = {"eye_clocks": "relative"}
   return ml_collections.ConfigDict(
     {
       **{name: {"arg": f"variant={name}"} for name in BASELINE_VARIANTS},
-      "emert": {},
-      "emert_multitask": {"arg": "multitask"},
+      "emert": {"overrides": {"model": relative}},
+      "emert_multitask": {"arg": "multitask", "overrides": {"model": relative}},
       "emert_fixation": {"arg": "variant=emert"},
-      "no_discriminator": {"overrides": no_discriminator},
-      "face_only": {"overrides": {"model": {"modalities": ("face",), "use_discriminator": False}}},
-      "eye_only": {"overrides": {"model": {"modalities": ("eye", "gaze")}}},
+      "no_discriminator": {"overrides": {"model": {"use_discriminator": False, **relative}}},
+      "face_only": {
+        "overrides": {"model": {"modalities": ("face",), "use_discriminator": False, **relative}}
+      },
+      "eye_only": {"overrides": {"model": {"modalities": ("eye", "gaze"), **relative}}},
     }
   )
 

@@ -28,12 +28,12 @@ def tiny_config(variant="reference", **overrides):
   return c
 
 
-def tiny_inputs(batch=2, seed=0, image=16):
+def tiny_inputs(batch=2, seed=0, image=16, eye_features=39):
   rng = np.random.default_rng(seed)
   f = np.float32
   return {
     "face": rng.uniform(size=(batch, 2, image, image, 3)).astype(f),
-    "eye": rng.normal(size=(batch, 4, 39)).astype(f),
+    "eye": rng.normal(size=(batch, 4, eye_features)).astype(f),
     "gaze": rng.normal(size=(batch, 4, 2)).astype(f),
     "fixation_map": rng.uniform(size=(batch, 16, 16, 1)).astype(f),
   }

@@ -48,6 +48,7 @@ def test_main_evaluates_a_converted_pth_with_reference_forward_logits(small_data
   config = get_config(str(converted))
   data = open_source("emer/synthetic_small", small_data_dir, prepare=False)
   split = make_split(data.index["fold"], data.index["subject_id"], 1, seed=config.seed)
+  data = pipeline.with_normalisation(data, split.train, config)
   model, _ = load_reference_checkpoint(CHECKPOINT)
   logits = []
   for batch in pipeline.eval_dataset(data, split.test, config, ("er_emotion",)):

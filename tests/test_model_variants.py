@@ -72,7 +72,7 @@ def test_trains_a_few_steps(case):
     if "face" in config.modalities and hasattr(model, "encoders"):
       kernel = model.encoders.encoders["face"].backbone.conv1.kernel[...]
       assert kernel.sharding.spec == jax.P(None, None, None, "model")
-    inputs = jax.device_put(tiny_inputs(batch=8), data)
+    inputs = jax.device_put(tiny_inputs(batch=8, eye_features=config.num_eye_features), data)
     labels = jax.device_put(labels_for(heads, 8, np.random.default_rng(0)), data)
     shapes = jax.eval_shape(lambda: model(inputs))
     before = jax.tree.map(np.asarray, nnx.state(model, nnx.Param))

@@ -1,6 +1,7 @@
 """The grain pipeline over a small in-memory source shaped like the `emer` features."""
 
 import itertools
+import json
 import pickle
 
 import jax
@@ -28,15 +29,20 @@ def _example(i, num_frames=12, num_rows=50):
   }
 
 
+NORMALISATION = pipeline.Normalisation(
+  eye_mean=np.full(39, 1.0, np.float32),
+  eye_std=np.full(39, 2.0, np.float32),
+  gaze_mean=np.zeros(2, np.float32),
+  gaze_std=np.ones(2, np.float32),
+  eye_clocks="absolute",
+  num_samples=40,
+  num_rows=2000,
+)
+
+
 def _data(n=40):
   source = [_example(i) for i in range(n)]
-  metadata = {
-    "eye_mean": [1.0] * 39,
-    "eye_std": [2.0] * 39,
-    "gaze_mean": [0, 0],
-    "gaze_std": [1, 1],
-  }
-  return EmerSource(source, metadata, {})
+  return EmerSource(source, {}, {}, NORMALISATION)
 
 
 def _config(**kw):
@@ -45,6 +51,7 @@ def _config(**kw):
       batch_size=8,
       eval_batch_size=16,
       input=dict(num_frames=4, num_eye_rows=5, flip=True, num_threads=1, prefetch=1, workers=0),
+      model=dict(eye_clocks="absolute", eye_columns="all"),
     )
   )
   c.update(kw)
@@ -112,11 +119,83 @@ def test_small_training_part_is_an_error():
     pipeline.train_dataset(_data(), np.arange(5), _config(), ("er_emotion",), seed=0)
 
 
-def test_bad_normalisation_stats_are_named():
-  data = _data()
-  bad = EmerSource(data.source, {"eye_mean": [0.0] * 38, "eye_std": [1.0] * 38}, {})
-  with pytest.raises(ValueError, match=r"eye_mean/eye_std have shapes \(38,\)"):
-    pipeline.train_dataset(bad, np.arange(30), _config(), ("er_emotion",), seed=0)
+def test_missing_or_mismatched_normalisation_is_an_error(tmp_path):
+  bare = EmerSource(_data().source, {}, {})
+  with pytest.raises(ValueError, match="no normalisation statistics"):
+    pipeline.train_dataset(bare, np.arange(30), _config(), ("er_emotion",), seed=0)
+  with pytest.raises(ValueError, match="computed with eye_clocks='absolute'"):
+    pipeline.eval_dataset(_data(), np.arange(8), _config(model={"eye_clocks": "relative"}), ())
+  with pytest.raises(FileNotFoundError, match="No normalisation statistics at"):
+    pipeline.load_normalisation(str(tmp_path / "missing.json"))
+  bad = NORMALISATION.to_dict() | {"eye_mean": [0.0] * 38}
+  with pytest.raises(ValueError, match=r"eye_mean has shape \(38,\)"):
+    pipeline.Normalisation.from_dict(bad)
+
+
+def _clocked(i, shift=0.0, scale=1.0, num_rows=60):
+  """A sample whose eye rows have integer clocks (exact in float32) starting at `shift`."""
+  rng = np.random.default_rng(i)
+  eye = rng.normal(size=(num_rows, 39)).astype(np.float32) * scale
+  clocks = np.arange(num_rows) * 20 + 1000 * (i % 7)  # the clock tells the sample's label
+  eye[:, 0] = clocks + shift
+  eye[:, 1] = clocks * 1000 + 2**31 + shift
+  return _example(i, num_rows=num_rows) | {"eye": eye}
+
+
+def test_statistics_come_from_the_training_part_only_and_round_trip(tmp_path):
+  cfg, train = _config(model={"eye_clocks": "relative"}), np.arange(30)
+  plain = EmerSource([_clocked(i) for i in range(40)], {}, {})
+  # Only the samples outside the training part (the test fold) have 1000× larger eye values.
+  louder = EmerSource([_clocked(i, scale=1000.0 if i >= 30 else 1.0) for i in range(40)], {}, {})
+  a, b = (pipeline.with_normalisation(d, train, cfg) for d in (plain, louder))
+  assert a.normalisation.to_dict() == b.normalisation.to_dict()
+  assert a.normalisation.num_samples == 30 and a.normalisation.num_rows == 30 * 60
+  rows = np.concatenate([_clocked(i)["eye"] for i in train]).astype(np.float64)
+  rows[:, :2] -= np.concatenate(
+    [np.broadcast_to(_clocked(i)["eye"][0, :2], (60, 2)) for i in train]
+  )
+  np.testing.assert_allclose(a.normalisation.eye_mean, rows.mean(0), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(a.normalisation.eye_std, rows.std(0), rtol=1e-6)
+  for x, y in zip(
+    itertools.islice(pipeline.train_dataset(a, train, cfg, ("er_emotion",), seed=3), 4),
+    itertools.islice(pipeline.train_dataset(b, train, cfg, ("er_emotion",), seed=3), 4),
+    strict=True,
+  ):
+    np.testing.assert_array_equal(x["eye"], y["eye"])
+  everything = pipeline.normalisation_stats(louder, np.arange(40), cfg)
+  assert not np.allclose(everything.eye_std, a.normalisation.eye_std)
+  path = tmp_path / "stats.json"
+  path.write_text(json.dumps(a.normalisation.to_dict()))
+  assert pipeline.load_normalisation(str(path)).to_dict() == a.normalisation.to_dict()
+
+
+def _eye_batches(data, cfg):
+  indices = np.arange(len(data))
+  data = pipeline.with_normalisation(data, indices, cfg)
+  return np.concatenate([b["eye"] for b in pipeline.eval_dataset(data, indices, cfg, ())])
+
+
+def test_relative_clocks_ignore_a_shift_of_each_recording_absolute_ones_do_not():
+  plain = EmerSource([_clocked(i) for i in range(40)], {}, {})
+  shifted = EmerSource([_clocked(i, shift=2.0**20 * (1 + i % 3)) for i in range(40)], {}, {})
+  relative, absolute = (_config(model={"eye_clocks": m}) for m in ("relative", "absolute"))
+  np.testing.assert_array_equal(_eye_batches(plain, relative), _eye_batches(shifted, relative))
+  assert not np.allclose(_eye_batches(plain, absolute), _eye_batches(shifted, absolute))
+  # Only the clock columns differ between the two presentations.
+  a, r = _eye_batches(plain, absolute), _eye_batches(plain, relative)
+  np.testing.assert_array_equal(a[..., 2:], r[..., 2:])
+
+
+def test_clocks_only_keeps_the_two_clock_columns():
+  data = EmerSource([_clocked(i) for i in range(40)], {}, {})
+  cfg = _config(model={"eye_clocks": "absolute", "eye_columns": "clocks"})
+  clocks = _eye_batches(data, cfg)
+  full = _eye_batches(data, _config())
+  assert clocks.shape[-1] == 2
+  np.testing.assert_array_equal(clocks, full[..., :2])
+  renamed = EmerSource(data.source, {"eye_columns": ["x"] * 39}, {})
+  with pytest.raises(ValueError, match="Expected the clock columns"):
+    _eye_batches(renamed, cfg)
 
 
 def test_to_global_shards_over_data_axis():
@@ -156,7 +235,7 @@ def test_cached_source_decodes_each_sample_once_and_hands_out_read_only_arrays()
 
 def test_cached_source_gives_the_same_batches():
   data, cfg, targets = _data(), _config(), ("er_emotion", "er_valence")
-  cached = EmerSource(CachedSource(data.source), data.metadata, {})
+  cached = EmerSource(CachedSource(data.source), data.metadata, {}, data.normalisation)
   for make in (
     lambda d: itertools.islice(pipeline.train_dataset(d, np.arange(30), cfg, targets, seed=2), 8),
     lambda d: pipeline.eval_dataset(d, np.arange(19), cfg, targets),

@@ -114,7 +114,9 @@ def test_er7_five_folds_write_every_report_and_match_sklearn(small_data_dir, tmp
   assert reference["runs"][2]["metrics"]["er_emotion"] == pytest.approx(expected)
 
   table = pd.read_csv(workdir / "results.csv")
-  assert list(table["fold"]) == ["1", "2", "3", "4", "5", "mean", "std"]
+  assert list(table["fold"]) == ["1", "2", "3", "4", "5", "mean", "std", "ci95_lo", "ci95_hi"]
+  lo, hi = results["ci95"]["er_emotion/war"]
+  assert lo <= results["mean"]["er_emotion/war"] <= hi and results["bootstrap"]["resamples"] == 1000
   assert {"er_emotion/war", "er_emotion/ref_war", "fer_emotion/uar"} <= set(table.columns)
   assert "Reference-style" in (workdir / "results.md").read_text()
   recall = pd.read_csv(workdir / "per_class_recall.csv")

@@ -36,6 +36,7 @@ def tiny_run(small_data_dir):
   config.model.transformer.depth = 1
   data = open_source(config.dataset, small_data_dir, prepare=False)
   targets = trainer.run_targets(config)
+  data = pipeline.with_normalisation(data, np.arange(len(data)), config)
   ds = iter(pipeline.train_dataset(data, np.arange(len(data)), config, targets, seed=0))
   return config, targets, [next(ds) for _ in range(3)]
 

@@ -56,6 +56,7 @@ def test_train_steps_decrease_the_loss_on_8_devices(small_data_dir):
   assert mesh.shape == {"data": 8, "model": 1}
   data = open_source(config.dataset, small_data_dir, prepare=False)
   targets = trainer.run_targets(config)
+  data = pipeline.with_normalisation(data, np.arange(len(data)), config)
   batch = next(iter(pipeline.train_dataset(data, np.arange(len(data)), config, targets, seed=0)))
   with jax.set_mesh(mesh):
     model = models.build_model(config.model, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))

@@ -66,6 +66,9 @@ COLUMNS = (
 NUM_COLUMNS = len(COLUMNS)
 assert NUM_COLUMNS == vocabulary.EYE_WIDTH
 GAZE_COLUMNS = ("Gaze point X", "Gaze point Y")
+# Clocks: `Recording timestamp` counts from the start of the Tobii recording (which may span
+# several stimuli of a session), `Eyetracker timestamp` is the device clock.
+CLOCK_COLUMNS = ("Recording timestamp", "Eyetracker timestamp")
 # Values of "Eye movement type code"; Pro Lab writes the names of `MOVEMENT_CODES`.
 UNCLASSIFIED, FIXATION, SACCADE, EYES_NOT_FOUND = 0, 1, 2, 3
 MOVEMENT_CODES = {

@@ -3,9 +3,18 @@
 EMERT sees a fixed number of face frames and eye/gaze rows per sample. Following the reference,
 each sequence is cut into equal segments and one item is taken per segment: a random one in
 training, the segment centre in evaluation.
+
+Eye and gaze rows are normalised with the mean and std of the run's own training part
+(`normalisation_stats`, attached to the source by `with_normalisation`); the dataset's
+whole-dataset statistics are for display only. The eye stream's clock columns are presented as
+the model config says (`model.eye_clocks`): 'absolute', as stored (the authors' inputs, the
+`reference` variant), or 'relative', t − t₀ of the sample's recording (every other variant).
+`model.eye_columns = 'clocks'` reduces the eye stream to its clock columns (`eye_clocks_only`).
 """
 
 import dataclasses
+import json
+import os
 
 import grain
 import jax
@@ -15,6 +24,11 @@ from jax.sharding import PartitionSpec as P
 
 from emer_jax.data.source import EmerSource
 from emer_jax.protocols import TARGETS
+from tfds_emer import eye_export
+from tfds_emer.stats import RunningStats
+
+EYE_CLOCKS = ("absolute", "relative")
+EYE_COLUMNS = ("all", "clocks")
 
 
 def segment_indices(length: int, num: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -26,15 +40,132 @@ def segment_indices(length: int, num: int, rng: np.random.Generator | None = Non
   return np.clip(np.floor(points).astype(np.int64), 0, length - 1)
 
 
-def _stats(metadata: dict, name: str, width: int):
-  mean = np.asarray(metadata.get(f"{name}_mean", np.zeros(width)), np.float32)
-  std = np.asarray(metadata.get(f"{name}_std", np.ones(width)), np.float32)
-  if mean.shape != (width,) or std.shape != (width,):
+def clock_columns(eye_columns=eye_export.COLUMNS) -> tuple[int, ...]:
+  """Positions of the clock columns (`eye_export.CLOCK_COLUMNS`) among a dataset's eye columns.
+
+  Headers are matched by their start, so Pro Lab's unit-bracketed 'Recording timestamp [μs]'
+  counts as 'Recording timestamp'.
+  """
+  names = [str(c).lower() for c in eye_columns]
+  found = tuple(
+    i
+    for i, c in enumerate(names)
+    if c.startswith(tuple(k.lower() for k in eye_export.CLOCK_COLUMNS))
+  )
+  if len(found) != len(eye_export.CLOCK_COLUMNS):
     raise ValueError(
-      f"Dataset metadata {name}_mean/{name}_std have shapes {mean.shape}/{std.shape}; "
-      f"expected ({width},)."
+      f"Expected the clock columns {list(eye_export.CLOCK_COLUMNS)} among the eye columns; "
+      f"found {[list(eye_columns)[i] for i in found]} in {list(eye_columns)}."
     )
-  return mean, np.where(std > 0, std, 1.0).astype(np.float32)
+  return found
+
+
+def eye_features(eye: np.ndarray, clocks: tuple[int, ...], mode: str, rows=None) -> np.ndarray:
+  """A sample's stored eye rows (those at `rows`, default all) as the model sees them, the clock
+  columns absolute or t − t₀ (t₀: the clock on the sample's first stored row)."""
+  if mode not in EYE_CLOCKS:
+    raise ValueError(f"model.eye_clocks is {mode!r}; expected one of {EYE_CLOCKS}.")
+  out = eye if rows is None else eye[rows]
+  if mode == "relative":
+    out = np.array(out, np.float32)
+    out[:, clocks] -= eye[0, clocks]
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalisation:
+  """Per-column mean and std of one run's training part, and how its clocks were presented."""
+
+  eye_mean: np.ndarray  # (39,) float32
+  eye_std: np.ndarray  # (39,), 1 for constant columns
+  gaze_mean: np.ndarray  # (2,)
+  gaze_std: np.ndarray
+  eye_clocks: str
+  num_samples: int  # training samples the statistics come from
+  num_rows: int  # eye rows over those samples
+
+  def to_dict(self) -> dict:
+    return {
+      k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in dataclasses.asdict(self).items()
+    }
+
+  @classmethod
+  def from_dict(cls, d: dict, where: str = "normalisation") -> "Normalisation":
+    fields = [f.name for f in dataclasses.fields(cls)]
+    missing = [f for f in fields if f not in d]
+    if missing:
+      raise ValueError(f"{where} lacks {missing}; expected the fields {fields}.")
+    arrays = {
+      k: np.asarray(d[k], np.float32) for k in ("eye_mean", "eye_std", "gaze_mean", "gaze_std")
+    }
+    for name, width in (("eye", eye_export.NUM_COLUMNS), ("gaze", 2)):
+      for k in (f"{name}_mean", f"{name}_std"):
+        if arrays[k].shape != (width,) or not np.isfinite(arrays[k]).all():
+          raise ValueError(f"{where}: {k} has shape {arrays[k].shape}; expected ({width},) finite.")
+      if (arrays[f"{name}_std"] <= 0).any():
+        raise ValueError(f"{where}: {name}_std must be positive.")
+    return cls(**arrays, **{k: d[k] for k in ("eye_clocks", "num_samples", "num_rows")})
+
+
+def _eye_clocks(config) -> str:
+  mode = config.model.eye_clocks
+  if mode not in EYE_CLOCKS:
+    raise ValueError(f"model.eye_clocks is {mode!r}; expected one of {EYE_CLOCKS}.")
+  return mode
+
+
+def _clock_columns(data: EmerSource, config) -> tuple[int, ...]:
+  """The clock columns where the config needs them (relative clocks, clocks only), else ()."""
+  if _eye_clocks(config) == "absolute" and config.model.eye_columns == "all":
+    return ()
+  return clock_columns(data.metadata.get("eye_columns", eye_export.COLUMNS))
+
+
+def normalisation_stats(data: EmerSource, indices, config) -> Normalisation:
+  """Mean and std of `eye` (clocks as `config.model.eye_clocks` says) and `gaze` over every
+  stored row of the samples at `indices`: a run's training part, never its test fold."""
+  indices = np.asarray(indices, np.int64)
+  if not len(indices):
+    raise ValueError("Normalisation statistics need at least one training sample.")
+  mode, clocks = _eye_clocks(config), _clock_columns(data, config)
+  eye, gaze = RunningStats(eye_export.NUM_COLUMNS), RunningStats(2)
+  for i in indices:
+    example = data.source[int(i)]
+    eye.add(eye_features(example["eye"], clocks, mode))
+    gaze.add(example["gaze"])
+  (eye_mean, eye_std), (gaze_mean, gaze_std) = eye.mean_std(), gaze.mean_std()
+  return Normalisation.from_dict(
+    dict(
+      eye_mean=eye_mean,
+      eye_std=eye_std,
+      gaze_mean=gaze_mean,
+      gaze_std=gaze_std,
+      eye_clocks=mode,
+      num_samples=len(indices),
+      num_rows=eye.n,
+    )
+  )
+
+
+def with_normalisation(data: EmerSource, indices, config) -> EmerSource:
+  """`data` carrying the normalisation statistics of the samples at `indices` (a training part)."""
+  return dataclasses.replace(data, normalisation=normalisation_stats(data, indices, config))
+
+
+def normalisation_path(workdir: str, fold: int, seed: int) -> str:
+  """Where a run records its statistics: `<workdir>/runs/fold{k}_seed{s}.normalisation.json`."""
+  return os.path.join(workdir, "runs", f"fold{fold}_seed{seed}.normalisation.json")
+
+
+def load_normalisation(path: str) -> Normalisation:
+  """A run's recorded statistics (see `normalisation_path`); a missing file is an error."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f"No normalisation statistics at {path}: the run that wrote the checkpoint records them "
+      "there; inputs cannot be normalised without them."
+    )
+  with open(path) as f:
+    return Normalisation.from_dict(json.load(f), path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +175,9 @@ class ClipSampler:
   num_frames: int
   num_eye_rows: int
   targets: tuple[str, ...]
-  eye_stats: tuple[np.ndarray, np.ndarray]
-  gaze_stats: tuple[np.ndarray, np.ndarray]
+  normalisation: Normalisation
+  clocks: tuple[int, ...]  # clock columns of the stored eye rows
+  eye_columns: str = "all"  # 'clocks': keep only the clock columns
   flip: bool = False
   bgr: bool = False
 
@@ -57,11 +189,16 @@ class ClipSampler:
       face = face[:, :, ::-1]
     if self.bgr:
       face = face[..., ::-1]
+    norm = self.normalisation
     rows = segment_indices(len(example["eye"]), self.num_eye_rows, rng)
+    eye = eye_features(example["eye"], self.clocks, norm.eye_clocks, rows)
+    eye = (eye - norm.eye_mean) / norm.eye_std
+    if self.eye_columns == "clocks":
+      eye = eye[:, list(self.clocks)]
     out = {
       "face": np.ascontiguousarray(face, dtype=np.uint8),
-      "eye": (example["eye"][rows] - self.eye_stats[0]) / self.eye_stats[1],
-      "gaze": (example["gaze"][rows] - self.gaze_stats[0]) / self.gaze_stats[1],
+      "eye": eye,
+      "gaze": (example["gaze"][rows] - norm.gaze_mean) / norm.gaze_std,
       "fixation_map": np.asarray(example["fixation_map"], np.float32),
       "index": np.int32(index),
     }
@@ -86,12 +223,28 @@ class _Take:
 
 
 def _sampler(data: EmerSource, config, targets, *, train: bool) -> ClipSampler:
+  norm = data.normalisation
+  if norm is None:
+    raise ValueError(
+      "The source carries no normalisation statistics; attach those of the run's training part "
+      "with `pipeline.with_normalisation(data, split.train, config)` (or a recorded run's with "
+      "`dataclasses.replace(data, normalisation=pipeline.load_normalisation(path))`)."
+    )
+  if norm.eye_clocks != _eye_clocks(config):
+    raise ValueError(
+      f"The normalisation statistics were computed with eye_clocks={norm.eye_clocks!r}; the "
+      f"model config says {config.model.eye_clocks!r}."
+    )
+  eye_columns = config.model.eye_columns
+  if eye_columns not in EYE_COLUMNS:
+    raise ValueError(f"model.eye_columns is {eye_columns!r}; expected one of {EYE_COLUMNS}.")
   return ClipSampler(
     num_frames=config.input.num_frames,
     num_eye_rows=config.input.num_eye_rows,
     targets=tuple(targets),
-    eye_stats=_stats(data.metadata, "eye", 39),
-    gaze_stats=_stats(data.metadata, "gaze", 2),
+    normalisation=norm,
+    clocks=_clock_columns(data, config),
+    eye_columns=eye_columns,
     flip=train and config.input.flip,
     bgr=_channel_order(config) == "bgr",
   )

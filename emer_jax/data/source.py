@@ -20,6 +20,8 @@ class EmerSource:
   source: object  # random access: len(), source[i] -> dict of numpy arrays
   metadata: dict
   index: dict  # field -> (N,) numpy array, for INDEX_FIELDS and every label
+  # eye/gaze statistics of a run's training part (`pipeline.with_normalisation`); None until then
+  normalisation: object = None
 
   def __len__(self):
     return len(self.source)

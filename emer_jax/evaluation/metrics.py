@@ -35,20 +35,45 @@ def confusion_matrix(y_true, y_pred, num_classes):
   y_pred = _labels(y_pred, num_classes, "y_pred")
   if y_true.shape != y_pred.shape:
     raise ValueError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}.")
-  counts = np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2)
-  return counts.reshape(num_classes, num_classes)
+  return batched_confusion(y_true, y_pred, num_classes)
+
+
+def batched_confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+  """Confusion matrices (..., C, C) of integer label arrays (..., N), e.g. bootstrap resamples."""
+  batch = y_true.shape[:-1]
+  offset = np.arange(int(np.prod(batch))).reshape(*batch, 1) * num_classes**2
+  cells = offset + y_true * num_classes + y_pred
+  counts = np.bincount(cells.reshape(-1), minlength=int(np.prod(batch)) * num_classes**2)
+  return counts.reshape(*batch, num_classes, num_classes)
 
 
 def _per_class(confusion):
-  """Support, recall (NaN where support is 0) and F1 = 2TP / (2TP + FP + FN) per class."""
-  tp = np.diag(confusion).astype(np.float64)
-  support = confusion.sum(1)
-  predicted = confusion.sum(0)
+  """Support, recall (NaN where support is 0) and F1 = 2TP / (2TP + FP + FN) per class, over
+  the last two axes of (..., C, C) confusions."""
+  tp = np.diagonal(confusion, axis1=-2, axis2=-1).astype(np.float64)
+  support = confusion.sum(-1)
+  predicted = confusion.sum(-2)
   with np.errstate(invalid="ignore", divide="ignore"):
     recall = np.where(support > 0, tp / support, np.nan)
     denominator = support + predicted
     f1 = np.where(denominator > 0, 2 * tp / denominator, np.nan)
   return support, recall, f1
+
+
+def classification_scores(confusion) -> dict[str, np.ndarray]:
+  """`war`, `uar`, `f1_weighted`, `f1_macro` (see `classification_metrics`) of confusion matrices
+  (..., C, C), as arrays of shape (...); NaN where a matrix is empty."""
+  support, recall, f1 = _per_class(confusion)
+  total = support.sum(-1)
+  present = support > 0
+  num_present = present.sum(-1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return {
+      "war": np.trace(confusion, axis1=-2, axis2=-1) / total,
+      "uar": np.where(present, recall, 0).sum(-1) / num_present,
+      "f1_weighted": np.where(present, f1 * support, 0).sum(-1) / total,
+      "f1_macro": np.where(present, f1, 0).sum(-1) / num_present,
+    }
 
 
 def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
@@ -70,21 +95,10 @@ def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
     Scalars are NaN when y_true is empty.
   """
   confusion = confusion_matrix(y_true, y_pred, num_classes)
-  support, recall, f1 = _per_class(confusion)
-  total = support.sum()
-  present = support > 0
-  if total == 0:
-    war = uar = f1_weighted = f1_macro = float("nan")
-  else:
-    war = float(np.trace(confusion) / total)
-    uar = float(recall[present].mean())
-    f1_weighted = float((f1[present] * support[present]).sum() / total)
-    f1_macro = float(f1[present].mean())
+  _, recall, _ = _per_class(confusion)
+  scores = {k: float(v) for k, v in classification_scores(confusion).items()}
   return {
-    "war": war,
-    "uar": uar,
-    "f1_weighted": f1_weighted,
-    "f1_macro": f1_macro,
+    **scores,
     "per_class_recall": [float(r) for r in recall],
     "confusion": confusion.tolist(),
   }
@@ -97,6 +111,31 @@ def _values(y, name):
   if y.ndim != 1:
     raise ValueError(f"{name} must have shape (N,) or (N, 1); got {y.shape}.")
   return y
+
+
+def regression_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray]:
+  """`mae`, `mse`, `rmse`, `pcc`, `ccc` (see `regression_metrics`) over the last axis of float
+  arrays (..., N), e.g. bootstrap resamples, as arrays of shape (...)."""
+  error = y_pred - y_true
+  mse = np.mean(error**2, -1)
+  # A series whose values are all equal has exactly zero deviation (no rounding residue).
+  constant_true, constant_pred = np.ptp(y_true, -1) == 0, np.ptp(y_pred, -1) == 0
+  mean_true = np.where(constant_true, y_true[..., 0], y_true.mean(-1))
+  mean_pred = np.where(constant_pred, y_pred[..., 0], y_pred.mean(-1))
+  dev_true, dev_pred = y_true - mean_true[..., None], y_pred - mean_pred[..., None]
+  var_true, var_pred = np.mean(dev_true**2, -1), np.mean(dev_pred**2, -1)
+  cov = np.mean(dev_true * dev_pred, -1)
+  ccc_denominator = var_true + var_pred + (mean_true - mean_pred) ** 2
+  with np.errstate(invalid="ignore", divide="ignore"):
+    pcc = np.where(constant_true | constant_pred, np.nan, cov / np.sqrt(var_true * var_pred))
+    ccc = np.where(ccc_denominator > 0, 2 * cov / ccc_denominator, np.nan)
+  return {
+    "mae": np.mean(np.abs(error), -1),
+    "mse": mse,
+    "rmse": np.sqrt(mse),
+    "pcc": pcc,
+    "ccc": ccc,
+  }
 
 
 def regression_metrics(y_true, y_pred) -> dict:
@@ -114,26 +153,7 @@ def regression_metrics(y_true, y_pred) -> dict:
     raise ValueError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}.")
   if y_true.size == 0:
     return dict.fromkeys(("mae", "mse", "rmse", "pcc", "ccc"), float("nan"))
-  error = y_pred - y_true
-  mse = float(np.mean(error**2))
-  # A series whose values are all equal has exactly zero deviation (no rounding residue).
-  constant_true, constant_pred = np.ptp(y_true) == 0, np.ptp(y_pred) == 0
-  mean_true = y_true[0] if constant_true else y_true.mean()
-  mean_pred = y_pred[0] if constant_pred else y_pred.mean()
-  dev_true, dev_pred = y_true - mean_true, y_pred - mean_pred
-  var_true, var_pred = np.mean(dev_true**2), np.mean(dev_pred**2)
-  cov = np.mean(dev_true * dev_pred)
-  constant = constant_true or constant_pred
-  pcc = float("nan") if constant else float(cov / np.sqrt(var_true * var_pred))
-  ccc_denominator = var_true + var_pred + (mean_true - mean_pred) ** 2
-  ccc = float(2 * cov / ccc_denominator) if ccc_denominator > 0 else float("nan")
-  return {
-    "mae": float(np.mean(np.abs(error))),
-    "mse": mse,
-    "rmse": float(np.sqrt(mse)),
-    "pcc": pcc,
-    "ccc": ccc,
-  }
+  return {k: float(v) for k, v in regression_scores(y_true, y_pred).items()}
 
 
 def target_metrics(y_true: Mapping, y_pred: Mapping) -> dict[str, dict]:

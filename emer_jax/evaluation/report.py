@@ -9,7 +9,9 @@ trainer wrote and adds, in the workdir:
   plots/recall_<target>_fold{k}_seed{s}.png         per-class recall, counts and chance
   plots/scatter_<target>_fold{k}_seed{s}.png        regression truth against prediction
   plots/learning_curves_fold{k}_seed{s}.png         from metrics.jsonl
-and returns the results with `reference_style`: the authors' per-batch aggregation, recomputed
+and returns the results with `ci95` (95 % bootstrap intervals of the pooled means, and of each
+run's metrics; `emer_jax.evaluation.bootstrap`) and `reference_style`: the authors' per-batch
+aggregation, labelled as such and recomputed
 from the predictions in evaluation order. Those numbers depend on batch size and sample order;
 they are kept apart from the pooled metrics and only serve comparison with the authors' tables.
 """
@@ -20,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emer_jax.evaluation import bootstrap, plots, predictions, tables
 from emer_jax.evaluation import metrics as metrics_lib
-from emer_jax.evaluation import plots, predictions, tables
 from emer_jax.protocols import TARGETS
 
 REFERENCE_BATCH_SIZE = 16
@@ -61,11 +63,12 @@ def _merged(pooled, reference):
   for run, ref in zip(pooled["runs"], reference["runs"], strict=True):
     merged = {t: {**m, **ref["metrics"].get(t, {})} for t, m in run["metrics"].items()}
     runs.append({**run, "metrics": merged})
-  return {
+  merged = {
     "runs": runs,
     "mean": pooled["mean"] | reference["mean"],
     "std": pooled["std"] | reference["std"],
   }
+  return merged | ({"ci95": pooled["ci95"]} if "ci95" in pooled else {})
 
 
 def write_tables(workdir, results) -> None:
@@ -162,6 +165,7 @@ def write_run_reports(workdir, results, save=None, batch_size: int = REFERENCE_B
   if jax.process_index():
     return results
   workdir = os.fspath(workdir)
+  results = bootstrap.results_intervals(workdir, results)
   results = {**results, "reference_style": reference_style(workdir, results, batch_size)}
   if save is not None:
     save(results)

@@ -7,7 +7,9 @@ Each cell (protocol, model) trains in its own workdir `W/<protocol>/<model>` wit
 `results.json` exists is read, not rerun (refused when its recorded config differs from the one
 the suite would run), and an interrupted cell resumes from its checkpoints:
 rerunning the command finishes what is missing. The table `W/comparison.{md,csv,tex}` holds the
-mean ± std over folds and seeds of the config's metrics, the best per column in bold.
+mean ± std over folds and seeds of the config's metrics; per column the best mean and every model
+not significantly different from it are bold (paired bootstrap over the same test samples,
+`emer_jax.evaluation.bootstrap.mark_ties`).
 
 A suite config (see configs/suite.py) has:
   workdir: default output directory.
@@ -30,7 +32,7 @@ from ml_collections import config_flags
 
 from emer_jax import cli, compare, config_check, logs
 from emer_jax.config import protocol_config
-from emer_jax.evaluation import tables
+from emer_jax.evaluation import bootstrap, tables
 from emer_jax.protocols import PROTOCOLS, get_protocol
 
 FLAGS = flags.FLAGS
@@ -102,14 +104,15 @@ def records(suite, protocol: str, model: str, results: dict) -> list[dict]:
 def run_suite(suite, workdir: str) -> dict:
   """Runs every cell (protocols outer, models inner) and writes the comparison table."""
   check_suite(suite)
-  all_records = []
+  all_records, cells = [], {}
   for protocol in suite.protocols:
     for model in suite.model_names:
-      results = run_cell(suite, protocol, model, os.path.join(workdir, protocol, model))
+      cells[(protocol, model)] = os.path.join(workdir, protocol, model)
+      results = run_cell(suite, protocol, model, cells[(protocol, model)])
       all_records += records(suite, protocol, model, results)
   if jax.process_index():
     return {}
-  return tables.write_comparison(all_records, workdir)
+  return tables.write_comparison(bootstrap.mark_ties(all_records, cells), workdir)
 
 
 def main(argv):

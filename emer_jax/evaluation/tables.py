@@ -1,8 +1,13 @@
 """Result tables: one run directory's per-fold results, and the models × protocols comparison.
 
 A run's results dict is `{'runs': [{'fold': k, 'seed': s, 'metrics': {...}}, ...], 'mean': {...},
-'std': {...}}` (see `metrics.summarize`); metrics may be nested per target and are flattened to
+'std': {...}}` (see `metrics.summarize`), optionally with `ci95: {'target/metric': [lo, hi]}`
+(`bootstrap.results_intervals`); metrics may be nested per target and are flattened to
 'target/metric' columns. Only scalar metrics are tabulated (not confusion matrices).
+
+In the comparison, a column's best mean is bold; where the records carry `tied` (a paired
+bootstrap test, `bootstrap.mark_ties`), every model not significantly different from the best is
+bold as well.
 """
 
 import math
@@ -38,10 +43,14 @@ def format_mean_std(mean: float, std: float, digits: int = 3, pm: str = "±") ->
   return f"{mean:.{digits}f} {pm} {std:.{digits}f}"
 
 
-def results_frame(results: Mapping) -> pd.DataFrame:
-  """One row per run (fold, seed, scalar metrics), then a 'mean' and a 'std' row.
+SUMMARY_ROWS = ("mean", "std", "ci95_lo", "ci95_hi")
 
-  In the last two rows the `fold` column holds 'mean' / 'std' and `seed` is empty.
+
+def results_frame(results: Mapping) -> pd.DataFrame:
+  """One row per run (fold, seed, scalar metrics), then a 'mean' and a 'std' row, and with
+  `ci95` in results a 'ci95_lo' and a 'ci95_hi' row (the 95 % interval of the mean).
+
+  In those rows the `fold` column holds the row's name and `seed` is empty.
   """
   rows = [
     {"fold": run["fold"], "seed": run["seed"], **flatten_scalars(run["metrics"])}
@@ -49,14 +58,21 @@ def results_frame(results: Mapping) -> pd.DataFrame:
   ]
   rows.append({"fold": "mean", "seed": "", **flatten_scalars(results["mean"])})
   rows.append({"fold": "std", "seed": "", **flatten_scalars(results["std"])})
+  if "ci95" in results:
+    for side, row in ((0, "ci95_lo"), (1, "ci95_hi")):
+      bounds = {k: v[side] for k, v in results["ci95"].items()}
+      rows.append({"fold": row, "seed": "", **flatten_scalars(bounds)})
   return pd.DataFrame(rows)
 
 
 def results_markdown(results: Mapping, digits: int = 3) -> str:
-  """Markdown table: a row per fold/seed and a final 'mean ± std' row."""
+  """Markdown table: a row per fold/seed, a 'mean ± std' row and, with `ci95` in results, a
+  '95 % CI' row ([lo, hi] of the mean, – for metrics without an interval)."""
   frame = results_frame(results)
   names = [c for c in frame.columns if c not in ("fold", "seed")]
-  runs, mean, std = frame.iloc[:-2], frame.iloc[-2], frame.iloc[-1]
+  summary = frame["fold"].isin(SUMMARY_ROWS)
+  runs, rows = frame[~summary], frame[summary].set_index("fold")
+  mean, std = rows.loc["mean"], rows.loc["std"]
   lines = [
     "| " + " | ".join(["fold", "seed", *names]) + " |",
     "| " + " | ".join(["---"] * (len(names) + 2)) + " |",
@@ -67,7 +83,19 @@ def results_markdown(results: Mapping, digits: int = 3) -> str:
     lines.append("| " + " | ".join(cells) + " |")
   cells = ["mean ± std", ""] + [format_mean_std(mean[n], std[n], digits) for n in names]
   lines.append("| " + " | ".join(cells) + " |")
+  if "ci95_lo" in rows.index:
+    lo, hi = rows.loc["ci95_lo"], rows.loc["ci95_hi"]
+    cells = ["95 % CI", ""] + [format_interval(lo[n], hi[n], digits) for n in names]
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
+
+
+def format_interval(lo, hi, digits: int = 3) -> str:
+  """'[0.790, 0.834]'; '–' when either end is missing (NaN)."""
+  lo, hi = float(lo), float(hi)
+  if math.isnan(lo) or math.isnan(hi):
+    return "–"
+  return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def write_results(results: Mapping, out_dir, digits: int = 3) -> tuple[Path, Path]:
@@ -83,15 +111,19 @@ def write_results(results: Mapping, out_dir, digits: int = 3) -> tuple[Path, Pat
 def _comparison_grid(records: Iterable[Mapping], digits: int):
   """Rows (models), columns ((protocol, metric), grouped by protocol) and cells (text, is_best).
 
-  Order is first appearance in records. Best is judged on the displayed (rounded) means, so ties
-  are all marked; columns whose metric direction is unknown get no mark.
+  Order is first appearance in records. Where every record of a column carries `tied` (a paired
+  test's verdict, `bootstrap.mark_ties`), the marked cells are those; otherwise best is judged on
+  the displayed (rounded) means, so ties are all marked. Columns whose metric direction is
+  unknown get no mark.
   """
-  values = {}
+  values, tied = {}, {}
   for r in records:
     key = (r["model"], r["protocol"], r["metric"])
     if key in values:
       raise ValueError(f"Duplicate comparison record for {key}.")
     values[key] = (float(r["mean"]), float(r["std"]))
+    if "tied" in r:
+      tied[key] = bool(r["tied"])
   models = list(dict.fromkeys(m for m, _, _ in values))
   protocols = list(dict.fromkeys(p for _, p, _ in values))
   columns = [
@@ -105,9 +137,22 @@ def _comparison_grid(records: Iterable[Mapping], digits: int):
     best = None
     if shown and direction is not None:
       best = max(shown.values()) if direction else min(shown.values())
+    tested = all((m, protocol, metric) in tied for m in present)
     for m, (mean, std) in present.items():
-      cells[(m, (protocol, metric))] = (format_mean_std(mean, std, digits), shown.get(m) == best)
+      mark = tied[(m, protocol, metric)] if tested else shown.get(m) == best
+      cells[(m, (protocol, metric))] = (format_mean_std(mean, std, digits), mark)
   return models, columns, cells
+
+
+def marks_ties(records: Iterable[Mapping]) -> bool:
+  """Whether any record carries a significance verdict (`tied`)."""
+  return any("tied" in r for r in records)
+
+
+TIES_NOTE = (
+  "Bold: the best mean of each column and every model not significantly different from it "
+  "(paired bootstrap over the same test samples, 95 %; docs/protocols.md)."
+)
 
 
 def comparison_markdown(records: Iterable[Mapping], digits: int = 3) -> str:
@@ -187,7 +232,10 @@ def write_comparison(
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "csv", "tex")}
-  paths["md"].write_text(comparison_markdown(records, digits))
+  text = comparison_markdown(records, digits)
+  if marks_ties(records):
+    text += "\n" + TIES_NOTE + "\n"
+  paths["md"].write_text(text)
   comparison_frame(records, digits).to_csv(paths["csv"], index=False)
   paths["tex"].write_text(comparison_latex(records, digits))
   return paths

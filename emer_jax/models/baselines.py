@@ -50,10 +50,16 @@ class FaceTransformer(nnx.Module):
 
 
 class EyeLSTM(nnx.Module):
-  """One LSTM over the eye and gaze rows side by side → mean over time → heads."""
+  """One LSTM over the rows of `config.modalities` ('eye', 'gaze' or both) side by side → mean
+  over time → heads. `eye_lstm` reads eye and gaze; `eye_clocks_only` only the eye stream's
+  clock columns (the pipeline reduces it, `model.eye_columns = 'clocks'`)."""
 
   def __init__(self, config, *, heads, dtype=jnp.float32, rngs: nnx.Rngs):
-    in_features = config.num_eye_features + config.num_gaze_features
+    self.modalities = tuple(config.modalities)
+    widths = {"eye": config.num_eye_features, "gaze": config.num_gaze_features}
+    if not self.modalities or set(self.modalities) - set(widths):
+      raise ValueError(f"EyeLSTM reads 'eye' and/or 'gaze'; got modalities {self.modalities}.")
+    in_features = sum(widths[m] for m in self.modalities)
     layers = config.sequence_encoder.num_layers
     self.lstm = LSTM(in_features, config.feature_dim, layers, dtype=dtype, rngs=rngs)
     self.dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
@@ -62,8 +68,8 @@ class EyeLSTM(nnx.Module):
     self.dtype = dtype
 
   def __call__(self, inputs, *, grl_lambda=None):
-    check_inputs(inputs, ("eye", "gaze"), self.shapes)
-    x = jnp.concatenate([inputs["eye"], inputs["gaze"]], axis=-1).astype(self.dtype)
+    check_inputs(inputs, self.modalities, self.shapes)
+    x = jnp.concatenate([inputs[m] for m in self.modalities], axis=-1).astype(self.dtype)
     return {"heads": self.heads(self.dropout(self.lstm(x)).mean(axis=1))}
 
 
@@ -152,6 +158,7 @@ BASELINES = {
   "face_lstm": FaceLSTM,
   "face_transformer": FaceTransformer,
   "eye_lstm": EyeLSTM,
+  "eye_clocks_only": EyeLSTM,
   "late_fusion": LateFusion,
   "tfn": TensorFusion,
   "mult": CrossmodalTransformer,

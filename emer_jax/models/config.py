@@ -3,7 +3,15 @@
 import ml_collections
 
 EMERT_VARIANTS = ("reference", "model_D", "intensity", "emert")
-BASELINE_VARIANTS = ("face_lstm", "face_transformer", "eye_lstm", "late_fusion", "tfn", "mult")
+BASELINE_VARIANTS = (
+  "face_lstm",
+  "face_transformer",
+  "eye_lstm",
+  "eye_clocks_only",
+  "late_fusion",
+  "tfn",
+  "mult",
+)
 VARIANTS = EMERT_VARIANTS + BASELINE_VARIANTS
 
 
@@ -24,6 +32,11 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.sequence_length = 32  # eye and gaze rows per sample
   c.num_eye_features = 39
+  # How the input pipeline presents the eye stream's clock columns (Recording/Eyetracker
+  # timestamp): 'relative', t − t₀ of the sample's recording, or 'absolute', as exported (the
+  # authors' inputs; stimulus order within a session could leak the label through them).
+  c.eye_clocks = "relative"
+  c.eye_columns = "all"  # 'clocks': the eye stream reduced to its clock columns
   c.num_gaze_features = 2
   c.sequence_encoder = ml_collections.ConfigDict()
   c.sequence_encoder.num_layers = 3
@@ -59,7 +72,7 @@ def get_config(variant: str = "reference") -> ml_collections.ConfigDict:
   c = base_config()
   c.variant = variant
   if variant == "reference":
-    pass
+    c.eye_clocks = "absolute"  # the authors' 39 columns, unchanged (parity)
   elif variant == "model_D":
     c.projection_hidden = 64
     c.token_dim = 32
@@ -75,6 +88,12 @@ def get_config(variant: str = "reference") -> ml_collections.ConfigDict:
   elif variant == "eye_lstm":
     c.modalities = ("eye", "gaze")
     c.use_discriminator = False
+  elif variant == "eye_clocks_only":  # can the clocks alone (as the authors feed them) predict?
+    c.modalities = ("eye",)
+    c.use_discriminator = False
+    c.eye_clocks = "absolute"
+    c.eye_columns = "clocks"
+    c.num_eye_features = 2
   elif variant in ("late_fusion", "tfn", "mult"):
     c.use_discriminator = False
   else:

@@ -12,6 +12,7 @@ Workdir layout:
   checkpoints/fold{k}_seed{s}/best        model weights chosen on validation, with their score
   checkpoints/fold{k}_seed{s}/unreadable  damaged checkpoints moved aside on resume
   runs/fold{k}_seed{s}.json    a finished run's test metrics and config (a rerun skips it)
+  runs/fold{k}_seed{s}.normalisation.json   eye/gaze mean and std of the run's training part
   results.json                 every run's test metrics, their mean and std, the config
   eval/                        what `mode='eval'` writes (the same files); training never reads it
 """
@@ -230,6 +231,7 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
     return _finished_run(done_path, config)
   targets = run_targets(config)
   split = _split(config, data, fold)
+  data = _normalised(data, split.train, config, pipeline.normalisation_path(workdir, fold, seed))
   total_steps, steps_per_epoch = _total_steps(config, split)
   cadence = Cadence(
     total_steps,
@@ -635,6 +637,24 @@ def _write_run(out_dir, result, data, indices, targets, outputs):
   )
 
 
+def _normalised(data, train_indices, config, path):
+  """`data` with the statistics of the training part, recorded at `path`.
+
+  A resumed run finds them recorded already; if they differ, the data changed under it.
+  """
+  data = pipeline.with_normalisation(data, train_indices, config)
+  if os.path.exists(path):
+    recorded = pipeline.load_normalisation(path)
+    if recorded.to_dict() != data.normalisation.to_dict():
+      raise config_check.UserError(
+        f"{path} holds other normalisation statistics than this run's training part has now: "
+        "the dataset or the split changed since the run started. Use a new workdir."
+      )
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  write_json(path, data.normalisation.to_dict())
+  return data
+
+
 def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs):
   if jax.process_index():
     return
@@ -675,6 +695,7 @@ def evaluate(config, workdir: str) -> dict:
     for fold in config.folds:
       graphdef, abstract, state = init_state(config, head_sizes(targets), seed, 0, mesh)
       split = _split(config, data, fold)
+      run_data = _eval_normalised(config, data, split, workdir, out_dir, fold, seed)
       with jax.set_mesh(mesh):
         source = sources.get((fold, seed))
         if source is None:
@@ -685,7 +706,9 @@ def evaluate(config, workdir: str) -> dict:
         logging.info("Evaluating %s: %s.", run_name(fold, seed), evaluated)
         eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
         desc = f"{run_name(fold, seed)}: evaluating {len(split.test)} test samples"
-        outputs, test = _evaluate(eval_step, state, data, split.test, config, targets, mesh, desc)
+        outputs, test = _evaluate(
+          eval_step, state, run_data, split.test, config, targets, mesh, desc
+        )
       result = {
         "fold": fold,
         "seed": seed,
@@ -697,6 +720,15 @@ def evaluate(config, workdir: str) -> dict:
       _write_run(out_dir, result, data, split.test, targets, outputs)
       runs.append(result)
   return _write_results(config, out_dir, runs, _config_json(config))
+
+
+def _eval_normalised(config, data, split, workdir, out_dir, fold, seed):
+  """`data` with the run's recorded training statistics; where the run recorded none (e.g. an
+  `init_checkpoint` from elsewhere), those of its training part, recorded under `out_dir`."""
+  recorded = pipeline.normalisation_path(workdir, fold, seed)
+  if os.path.exists(recorded):
+    return dataclasses.replace(data, normalisation=pipeline.load_normalisation(recorded))
+  return _normalised(data, split.train, config, pipeline.normalisation_path(out_dir, fold, seed))
 
 
 def _eval_sources(config, workdir) -> dict:
