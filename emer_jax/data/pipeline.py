@@ -85,13 +85,19 @@ class _Take:
     return index, self._source[index]
 
 
+def normalisation(data: EmerSource) -> dict:
+  """{'eye': (mean, std), 'gaze': (mean, std)}: what the eye and gaze rows are normalised by."""
+  return {"eye": _stats(data.metadata, "eye", 39), "gaze": _stats(data.metadata, "gaze", 2)}
+
+
 def _sampler(data: EmerSource, config, targets, *, train: bool) -> ClipSampler:
+  stats = normalisation(data)
   return ClipSampler(
     num_frames=config.input.num_frames,
     num_eye_rows=config.input.num_eye_rows,
     targets=tuple(targets),
-    eye_stats=_stats(data.metadata, "eye", 39),
-    gaze_stats=_stats(data.metadata, "gaze", 2),
+    eye_stats=stats["eye"],
+    gaze_stats=stats["gaze"],
     flip=train and config.input.flip,
     bgr=_channel_order(config) == "bgr",
   )
