@@ -73,6 +73,10 @@ class Corruption:
   clean: float = 0.0  # the amount that is no corruption (severity 0)
 
   @property
+  def label(self) -> str:
+    return f"{self.name}({self.modality})"
+
+  @property
   def streams(self) -> tuple[str, ...]:
     return tuple(self.modality.split("+"))
 
@@ -102,15 +106,16 @@ def corruptions() -> tuple[Corruption, ...]:
 
 def for_model(read, names=None) -> tuple[Corruption, ...]:
   """The corruptions that concern a model reading the streams `read` (tracking loss and time
-  shift need an eye stream; the time shift also the face), optionally only those `names`."""
+  shift need an eye stream; the time shift also the face), optionally only those `names`
+  (a name such as 'noise', or a name and modality such as 'noise(eye+gaze)')."""
   read = set(read)
-  known = {c.name for c in corruptions()}
+  known = {c.name for c in corruptions()} | {c.label for c in corruptions()}
   unknown = sorted(set(names or ()) - known)
   if unknown:
     raise ValueError(f"Unknown corruptions {unknown}; expected some of {sorted(known)}.")
   chosen = []
   for c in corruptions():
-    if names and c.name not in names:
+    if names and c.name not in names and c.label not in names:
       continue
     if c.applies_to(read) and read & set(c.streams):
       chosen.append(c)
@@ -129,7 +134,7 @@ def find(name: str, modality: str) -> Corruption:
 
 def gaussian_noise(x, key, snr_db):
   """x plus N(0, σ²) noise, σ = 10^(−snr_db/20) (x has unit signal power)."""
-  sigma = 10.0 ** (-snr_db / 20.0)
+  sigma = jnp.power(10.0, -jnp.asarray(snr_db, jnp.float32) / 20.0).astype(x.dtype)
   return x + sigma * jax.random.normal(key, x.shape, x.dtype)
 
 
@@ -181,7 +186,7 @@ def occlude(face, key, area):
   """A mid-grey square of `area` × the frame's area at a random place in every frame of one
   sample (T, H, W, 3); the square of a smaller area lies inside that of a larger one."""
   _, height, width, _ = face.shape
-  side = jnp.round(math.sqrt(area) * min(height, width)).astype(jnp.int32)
+  side = jnp.round(jnp.sqrt(area) * min(height, width)).astype(jnp.int32)
   u = jax.random.uniform(key, (2,))
   top = jnp.floor(u[0] * (height - side + 1)).astype(jnp.int32)
   left = jnp.floor(u[1] * (width - side + 1)).astype(jnp.int32)
@@ -190,12 +195,16 @@ def occlude(face, key, area):
   return jnp.where(inside[None, :, :, None], jnp.asarray(128, face.dtype), face)
 
 
-def gaussian_blur(face, sigma: float):
+def gaussian_blur(face, sigma, max_sigma: float):
   """Every frame of uint8 `face` (..., H, W, 3) blurred with a Gaussian of `sigma` pixels
-  (separable, edges repeated), rounded back to uint8."""
-  radius = math.ceil(3 * sigma)
-  taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / max(sigma, 1e-6)) ** 2)
-  taps = jnp.asarray(taps / taps.sum(), jnp.float32)
+  (separable, edges repeated; the kernel spans 3 × max_sigma), rounded back to uint8."""
+  radius = math.ceil(3 * max_sigma)
+  offsets = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+  sigma = jnp.asarray(sigma, jnp.float32)
+  taps = jnp.where(
+    sigma > 0, jnp.exp(-0.5 * (offsets / jnp.maximum(sigma, 1e-6)) ** 2), offsets == 0
+  )
+  taps = taps / taps.sum()
   x = face.astype(jnp.float32)
   for axis in (-3, -2):  # H, then W
     pad = [(0, 0)] * x.ndim
@@ -217,7 +226,7 @@ def brighten(face, shift):
 def lag(rows, share):
   """Rows (B, R, F) moved later by round(share · R), the first row repeated at the start."""
   num_rows = rows.shape[1]
-  shift = round(share * num_rows)
+  shift = jnp.round(share * num_rows).astype(jnp.int32)
   index = jnp.maximum(jnp.arange(num_rows) - shift, 0)
   return rows[:, index]
 
@@ -234,7 +243,7 @@ def corrupt(batch: dict, key, corruption: Corruption, amount: float, stats: dict
   """The batch with `corruption` applied at `amount` to the streams it names (those present).
 
   `stats` maps 'eye' and 'gaze' to the (mean, std) arrays the pipeline normalised with (only
-  `drop_rows_*` reads them). `amount` is a Python float (the program is compiled per amount).
+  `drop_rows_*` reads them). `amount` may be traced: one program serves every severity.
   """
   out = dict(batch)
   streams = [s for s in corruption.streams if s in batch]
@@ -245,7 +254,7 @@ def corrupt(batch: dict, key, corruption: Corruption, amount: float, stats: dict
   name = corruption.name
   if name == "remove":
     for s in streams:
-      out[s] = absent(batch[s]) if amount else batch[s]
+      out[s] = jnp.where(amount > 0, absent(batch[s]), batch[s])
   elif name == "noise":
     for i, s in enumerate(streams):
       stream_keys = jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys)
@@ -255,7 +264,7 @@ def corrupt(batch: dict, key, corruption: Corruption, amount: float, stats: dict
   elif name == "occlusion":
     out["face"] = jax.vmap(occlude, (0, 0, None))(batch["face"], keys, amount)
   elif name == "blur":
-    out["face"] = gaussian_blur(batch["face"], amount)
+    out["face"] = gaussian_blur(batch["face"], amount, max(corruption.amounts))
   elif name == "brightness":
     out["face"] = brighten(batch["face"], amount)
   elif name == "time_shift":
@@ -284,8 +293,11 @@ def _drop_rows(batch, keys, share, contiguous, stats):
 
 
 def make_corrupt_fn(stats: dict) -> Callable:
-  """A jit-compiled `fn(batch, key, corruption, amount)`; corruption and amount are static."""
-  return jax.jit(
+  """A jit-compiled `fn(batch, key, corruption, amount)`, compiled once per corruption."""
+  compiled = jax.jit(
     lambda batch, key, corruption, amount: corrupt(batch, key, corruption, amount, stats),
-    static_argnums=(2, 3),
+    static_argnums=2,
+  )
+  return lambda batch, key, corruption, amount: compiled(
+    batch, key, corruption, jnp.float32(amount)
   )

@@ -257,12 +257,6 @@ def headline_metrics(report) -> list[str]:
   return names
 
 
-def _label(row) -> str:
-  if row["corruption"] == "none":
-    return "none"
-  return f"{row['corruption']}({row['modality']})"
-
-
 def write_report(report: dict, out_dir: str) -> None:
   """robustness.json, .csv, .md and degradation.png in out_dir."""
   os.makedirs(out_dir, exist_ok=True)
@@ -317,7 +311,9 @@ def comparison_records(report: dict, model: str, metrics) -> list[dict]:
   ('noise(eye+gaze)@3 er_emotion/war'), one row per model."""
   out = []
   for row in report["rows"]:
-    label = _label(row) if row["corruption"] == "none" else f"{_label(row)}@{row['severity']}"
+    label = "none"
+    if row["corruption"] != "none":
+      label = f"{row['corruption']}({row['modality']})@{row['severity']}"
     for target in report["targets"]:
       for metric in metrics:
         name = f"{target}/{metric}"
@@ -365,7 +361,9 @@ if __name__ == "__main__":  # flags defined here only, so that importing this mo
 
   flags.DEFINE_string("workdir", None, "A finished training workdir.")
   config_flags.DEFINE_config_file("config", None, "Config file; the run's config.json if unset.")
-  flags.DEFINE_list("corruptions", [], "Corruption names to run (default: all that apply).")
+  flags.DEFINE_list(
+    "corruptions", [], "Corruptions to run, e.g. remove,noise(eye+gaze) (default: all that apply)."
+  )
   flags.DEFINE_integer("seed", 0, "Seed of the corruptions' randomness.")
   flags.mark_flags_as_required(["workdir"])
   app.run(main)
