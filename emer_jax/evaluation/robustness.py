@@ -31,6 +31,7 @@ import orbax.checkpoint as ocp
 import pandas as pd
 from absl import app, flags, logging
 from flax import nnx
+from tqdm.auto import tqdm
 
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
@@ -189,8 +190,15 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
     labels = {name: data.index[name][split.test] for name in targets}
     masked = data.index["er_emotion"][split.test] != data.index["fer_emotion"][split.test]
     frequent.append(_most_frequent(data, split.test, targets))
+    progress = tqdm(
+      zip(per_row, settings, strict=True),
+      total=len(settings),
+      desc=f"robustness fold{run['fold']}_seed{run['seed']}",
+      unit="row",
+      disable=jax.process_index() != 0,
+    )
     with jax.set_mesh(mesh):
-      for rows, (corruption, _, amount) in zip(per_row, settings, strict=True):
+      for rows, (corruption, _, amount) in progress:
         step = eval_step
         if corruption is not None:
           key = _corruption_key(seed, corruption)
