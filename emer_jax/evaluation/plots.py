@@ -182,10 +182,11 @@ def plot_degradation(rows, metrics: Sequence[str], path, baselines=None, title: 
   fig = Figure(figsize=(5 * ncols, 3.8 * nrows), layout="constrained")
   axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
   for ax, metric in zip(axes, metrics, strict=False):
-    for label, points in lines.items():
+    for i, (label, points) in enumerate(lines.items()):
       x = [0] + [p["severity"] for p in points]
       y = [clean["metrics"][metric]] + [p["metrics"][metric] for p in points]
-      ax.plot(x, y, marker="o", markersize=3, label=label)
+      style = ("-", "--", ":")[i // 10 % 3]  # the colour cycle has 10 colours
+      ax.plot(x, y, ls=style, marker="o", markersize=3, label=label)
     if baselines and metric in baselines:
       ax.axhline(baselines[metric], color="k", ls="--", lw=1, label="most frequent class")
     ax.set_title(metric)
