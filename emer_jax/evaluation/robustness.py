@@ -86,13 +86,15 @@ def _split(config, data, fold: int):
   )
 
 
-def _restore(directory: str, step: int, abstract):
-  with ocp.CheckpointManager(
-    directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False)
-  ) as manager:
+def _restore(directory: str, step: int, args):
+  """Checkpoint `step` of the Orbax manager directory `directory`, or None where it has none."""
+  if not os.path.isdir(directory):
+    return None
+  options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+  with ocp.CheckpointManager(directory, options=options) as manager:
     if step not in manager.all_steps():
       return None
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    return manager.restore(step, args=args)
 
 
 def selected_state(config, workdir: str, run: dict, targets, mesh):
@@ -102,20 +104,14 @@ def selected_state(config, workdir: str, run: dict, targets, mesh):
   name = f"fold{run['fold']}_seed{run['seed']}"
   graphdef, abstract, state = trainer.init_state(config, head_sizes(targets), run["seed"], 1, mesh)
   run_dir = os.path.join(workdir, "checkpoints", name)
+  best, latest = os.path.join(run_dir, "best"), os.path.join(run_dir, "latest")
   step = run["selected_step"]
   with jax.set_mesh(mesh):
-    best = os.path.join(run_dir, "best")
-    model_state = _restore(best, step, abstract[0]) if os.path.isdir(best) else None
-    latest = os.path.join(run_dir, "latest")
-    if model_state is None and os.path.isdir(latest):
-      with ocp.CheckpointManager(
-        latest, options=ocp.CheckpointManagerOptions(read_only=True, create=False)
-      ) as manager:
-        if step in manager.all_steps():
-          restored = manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-          )
-          model_state = restored.state[0]
+    model_state = _restore(best, step, ocp.args.StandardRestore(abstract[0]))
+    if model_state is None:
+      full = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+      restored = _restore(latest, step, full)
+      model_state = None if restored is None else restored.state[0]
     if model_state is not None:
       return graphdef, nnx.State({0: model_state, 1: state[1]})
     if config.init_checkpoint and step == 0:
