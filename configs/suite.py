@@ -8,6 +8,8 @@
             (docs/protocols.md).
   check     the EMER-Sim check of DATASET.md: the same cells on EMER-Sim (1,303 samples), fold 1,
             10 epochs (docs/protocols.md).
+  robustness  ER-7 cells of `check` × EMERT, EMERT with modality dropout and face-only, each
+            tested under every corruption (emer_jax.evaluation.robustness; docs/protocols.md).
 """
 
 import ml_collections
@@ -34,6 +36,8 @@ def _models() -> ml_collections.ConfigDict:
         "overrides": {"model": {"modalities": ("face",), "use_discriminator": False, **relative}}
       },
       "eye_only": {"overrides": {"model": {"modalities": ("eye", "gaze"), **relative}}},
+      # Trained with each stream dropped per sample with probability 0.3 (never all).
+      "emert_modality_dropout": {"overrides": {"model": {"modality_dropout": 0.3, **relative}}},
     }
   )
 
@@ -55,17 +59,27 @@ def get_config(arg=""):
   )
   c.overrides = ml_collections.ConfigDict()
   c.metrics = {"classification": ("war", "uar", "f1_weighted"), "regression": ("mae", "ccc")}
-  if arg in ("small", "check"):
+  # `robustness=True`: each cell is also tested under corruptions (emer_jax.evaluation.robustness)
+  # and `robustness.{md,csv,tex}` compares the models under each corruption and severity.
+  c.robustness = False
+  c.robustness_corruptions = ()  # corruption names; () = all
+  c.robustness_metrics = {"classification": ("war",), "regression": ("mae",)}
+  if arg in ("small", "check", "robustness"):
     c.workdir = f"runs/suite_{arg}"
     c.protocols = ("er7", "fer7")
     c.model_names = ("emert", "face_only", "eye_only")
     c.protocol_arg = "small"
     c.overrides = {"folds": (1,), "num_epochs": 15}
-    if arg == "check":
+    if arg in ("check", "robustness"):
       c.overrides.dataset = "emer/synthetic"
       c.overrides.num_epochs = 10
       # Accuracy where the face masks the genuine emotion (ER ≠ FER) and where it does not.
       c.metrics.classification = ("war", "uar", "war_masked", "war_unmasked")
+    if arg == "robustness":
+      c.protocols = ("er7",)
+      c.model_names = ("emert", "emert_modality_dropout", "face_only")
+      c.robustness = True
+      c.robustness_metrics.classification = ("war", "war_masked")
   elif arg:
-    raise ValueError(f"Unknown suite {arg!r}; expected '', 'small' or 'check'.")
+    raise ValueError(f"Unknown suite {arg!r}; expected '', 'small', 'check' or 'robustness'.")
   return c

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
+from emer_jax import cli
 from emer_jax.predict import model as model_lib
 from tfds_emer.eye_export import MAP_SIZE
 
@@ -68,4 +69,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["workdir", "output"])
-  app.run(main)
+  cli.run(main)

@@ -222,6 +222,12 @@ class _Take:
     return index, self._source[index]
 
 
+def normalisation(data: EmerSource) -> dict:
+  """{'eye': (mean, std), 'gaze': (mean, std)}: what the eye and gaze rows are normalised by."""
+  norm = data.normalisation
+  return {"eye": (norm.eye_mean, norm.eye_std), "gaze": (norm.gaze_mean, norm.gaze_std)}
+
+
 def _sampler(data: EmerSource, config, targets, *, train: bool) -> ClipSampler:
   norm = data.normalisation
   if norm is None:

@@ -198,6 +198,15 @@ def masked_metrics(y_true: Mapping, y_pred: Mapping, masked) -> dict[str, dict]:
   return out
 
 
+def fold_metrics(y_true: Mapping, y_pred: Mapping, masked) -> dict[str, dict]:
+  """What a run reports for its test fold: `target_metrics` with each target's
+  `masked_metrics` added."""
+  out = target_metrics(y_true, y_pred)
+  for name, values in masked_metrics(y_true, y_pred, masked).items():
+    out[name] |= values
+  return out
+
+
 def _batch_classification(y_true, y_pred):
   """What the authors' per-batch sklearn calls return: labels are those in y_true ∪ y_pred.
 

@@ -223,3 +223,39 @@ def plot_learning_curves(
 ) -> Path:
   """`learning_curves_figure` as a PNG."""
   return _save(learning_curves_figure(metrics_jsonl, fold, seed, selected_step, ncols), path)
+
+
+def plot_degradation(rows, metrics: Sequence[str], path, baselines=None, title: str = "") -> Path:
+  """Robustness report rows (`emer_jax.evaluation.robustness`): each metric against severity,
+  one line per corruption and modality, each starting from the clean value at severity 0.
+
+  `baselines` maps metric names to a level drawn as a dashed line (e.g. the accuracy of
+  always predicting the most frequent class).
+  """
+  clean = next(r for r in rows if r["corruption"] == "none")
+  lines: dict[str, list] = {}
+  for row in rows:
+    if row["corruption"] != "none":
+      lines.setdefault(f"{row['corruption']} ({row['modality']})", []).append(row)
+  ncols = max(1, min(3, len(metrics)))
+  nrows = max(1, math.ceil(len(metrics) / ncols))
+  fig = Figure(figsize=(5 * ncols, 3.8 * nrows), layout="constrained")
+  axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
+  for ax, metric in zip(axes, metrics, strict=False):
+    for i, (label, points) in enumerate(lines.items()):
+      x = [0] + [p["severity"] for p in points]
+      y = [clean["metrics"][metric]] + [p["metrics"][metric] for p in points]
+      style = ("-", "--", ":")[i // 10 % 3]  # the colour cycle has 10 colours
+      ax.plot(x, y, ls=style, marker="o", markersize=3, label=label)
+    if baselines and metric in baselines:
+      ax.axhline(baselines[metric], color="k", ls="--", lw=1, label="most frequent class")
+    ax.set_title(metric)
+    ax.set_xlabel("severity (0 = clean)")
+    ax.set_ylabel(metric.rsplit("/", 1)[-1])
+  for ax in axes[len(metrics) :]:
+    ax.set_axis_off()
+  if metrics:
+    axes[0].legend(fontsize=7, ncol=1 + len(lines) // 10)
+  if title:
+    fig.suptitle(title)
+  return _save(fig, path)

@@ -20,6 +20,10 @@ A suite config (see configs/suite.py) has:
   model_names: the models of `models` to run, in table order.
   overrides: applied to every cell's config after the model's, e.g. {folds: (1,)}.
   metrics: {'classification': (...), 'regression': (...)} metric names tabulated per target.
+  robustness: also test every cell under the corruptions of `emer_jax.evaluation.robustness`
+    (each cell's `robustness/` reports) and write `W/robustness.{md,csv,tex}`: a row per
+    model, a column per corruption, severity and `robustness_metrics` metric, mean ± std.
+  robustness_corruptions: corruption names to run ('': all).
 """
 
 import json
@@ -104,15 +108,30 @@ def records(suite, protocol: str, model: str, results: dict) -> list[dict]:
 def run_suite(suite, workdir: str) -> dict:
   """Runs every cell (protocols outer, models inner) and writes the comparison table."""
   check_suite(suite)
-  all_records, cells = [], {}
+  all_records, cells, robust_records = [], {}, []
   for protocol in suite.protocols:
     for model in suite.model_names:
       cells[(protocol, model)] = os.path.join(workdir, protocol, model)
       results = run_cell(suite, protocol, model, cells[(protocol, model)])
       all_records += records(suite, protocol, model, results)
+      if suite.get("robustness", False):
+        robust_records += robustness_records(suite, protocol, model, workdir)
   if jax.process_index():
     return {}
+  if robust_records:
+    tables.write_comparison(robust_records, workdir, name="robustness")
   return tables.write_comparison(bootstrap.mark_ties(all_records, cells), workdir)
+
+
+def robustness_records(suite, protocol: str, model: str, workdir: str) -> list[dict]:
+  """One cell's robustness comparison records (its report is read when up to date)."""
+  from emer_jax.evaluation import robustness
+
+  config = cell_config(suite, protocol, model)
+  names = tuple(suite.get("robustness_corruptions", ())) or None
+  report = robustness.cell_report(config, os.path.join(workdir, protocol, model), names)
+  metrics = suite.robustness_metrics[get_protocol(protocol).kind]
+  return robustness.comparison_records(report, model, metrics)
 
 
 def main(argv):

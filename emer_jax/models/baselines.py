@@ -10,6 +10,7 @@ from emer_jax.models.encoders import ModalityEncoders, check_inputs, expected_sh
 from emer_jax.models.heads import TaskHeads
 from emer_jax.models.layers import linear
 from emer_jax.models.lstm import LSTM
+from emer_jax.models.modality_dropout import modality_dropout
 from emer_jax.models.transformer import cross_transformer
 
 
@@ -65,10 +66,13 @@ class EyeLSTM(nnx.Module):
     self.dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
     self.heads = _heads(config, config.feature_dim, heads, dtype=dtype, rngs=rngs)
     self.shapes = expected_shapes(config)
+    self.modality_dropout = modality_dropout(config, ("eye", "gaze"), rngs=rngs)
     self.dtype = dtype
 
   def __call__(self, inputs, *, grl_lambda=None):
     check_inputs(inputs, self.modalities, self.shapes)
+    if self.modality_dropout is not None:
+      inputs = self.modality_dropout(inputs)
     x = jnp.concatenate([inputs[m] for m in self.modalities], axis=-1).astype(self.dtype)
     return {"heads": self.heads(self.dropout(self.lstm(x)).mean(axis=1))}
 

@@ -23,6 +23,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.use_discriminator = True
   c.feature_dim = 128  # width of every encoder's output tokens (LSTM hidden, face projection)
   c.encoder_dropout = 0.5
+  # Training only: per sample, each stream is replaced by zeros (absent) with this probability,
+  # never all of them (emer_jax.models.modality_dropout). 0 = off.
+  c.modality_dropout = 0.0
 
   c.face_encoder = ml_collections.ConfigDict()
   c.face_encoder.widths = (64, 128, 256, 512)  # ResNet-18 stage widths

@@ -6,6 +6,7 @@ from flax import nnx
 
 from emer_jax.models.layers import conv, linear, shard_batch
 from emer_jax.models.lstm import LSTM
+from emer_jax.models.modality_dropout import modality_dropout
 from emer_jax.models.resnet import ResNet
 
 MODALITIES = ("face", "eye", "gaze", "fixation_map")
@@ -124,6 +125,7 @@ class ModalityEncoders(nnx.Module):
         raise ValueError(
           f"fixation_encoder.map_size={size} must be divisible by {stride} × grid {grid}."
         )
+    self.modality_dropout = modality_dropout(config, self.modalities, rngs=rngs)
     self.dtype = dtype
 
   @property
@@ -132,4 +134,6 @@ class ModalityEncoders(nnx.Module):
 
   def __call__(self, inputs):
     check_inputs(inputs, self.modalities, self.shapes)
+    if self.modality_dropout is not None:
+      inputs = self.modality_dropout(inputs)
     return {m: self.encoders[m](jnp.asarray(inputs[m], self.dtype)) for m in self.modalities}

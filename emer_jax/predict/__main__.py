@@ -6,6 +6,7 @@ import sys
 
 from absl import app, flags, logging
 
+from emer_jax import cli
 from tfds_emer.release import ReleaseError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir: every run's selected model.")
@@ -92,4 +93,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["output"])
-  app.run(main)
+  cli.run(main)

@@ -374,11 +374,11 @@ def _open_or_resume(config, latest, graphdef, abstract, state, train_iter, name)
     logging.info("Resuming %s from step %d.", name, step)
     return restored, step
   if config.init_checkpoint:
-    state = _with_init_checkpoint(config, graphdef, state)
+    state = with_init_checkpoint(config, graphdef, state)
   return state, 0
 
 
-def _with_init_checkpoint(config, graphdef, state):
+def with_init_checkpoint(config, graphdef, state):
   trained = nnx.merge(graphdef, state)
   checkpoint.restore_model(config.init_checkpoint, trained["model"])
   return nnx.state(trained)
@@ -695,14 +695,14 @@ def evaluate(config, workdir: str) -> dict:
     for fold in config.folds:
       graphdef, abstract, state = init_state(config, head_sizes(targets), seed, 0, mesh)
       split = _split(config, data, fold)
-      run_data = _eval_normalised(config, data, split, workdir, out_dir, fold, seed)
+      run_data = eval_normalised(config, data, split, workdir, out_dir, fold, seed)
       with jax.set_mesh(mesh):
         source = sources.get((fold, seed))
         if source is None:
-          state = _with_init_checkpoint(config, graphdef, state)
+          state = with_init_checkpoint(config, graphdef, state)
           evaluated = os.path.abspath(config.init_checkpoint)
         else:
-          state, evaluated = _load_for_eval(source, abstract, state)
+          state, evaluated = load_for_eval(source, abstract, state)
         logging.info("Evaluating %s: %s.", run_name(fold, seed), evaluated)
         eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
         desc = f"{run_name(fold, seed)}: evaluating {len(split.test)} test samples"
@@ -722,7 +722,7 @@ def evaluate(config, workdir: str) -> dict:
   return _write_results(config, out_dir, runs, _config_json(config))
 
 
-def _eval_normalised(config, data, split, workdir, out_dir, fold, seed):
+def eval_normalised(config, data, split, workdir, out_dir, fold, seed):
   """`data` with the run's recorded training statistics; where the run recorded none (e.g. an
   `init_checkpoint` from elsewhere), those of its training part, recorded under `out_dir`."""
   recorded = pipeline.normalisation_path(workdir, fold, seed)
@@ -760,7 +760,7 @@ def _eval_sources(config, workdir) -> dict:
   return sources
 
 
-def _load_for_eval(source, abstract, state):
+def load_for_eval(source, abstract, state):
   """The state with the weights of a run's `best` (or `latest`) checkpoint, read in place."""
   kind, directory, step = source
   path = os.path.join(directory, str(step), "model" if kind == "best" else "state")
