@@ -15,11 +15,11 @@ from emer_jax.data.source import EmerSource
 TARGETS = ("er_emotion", "er_valence")
 
 
-def _example(i, num_frames=12):
+def _example(i, num_frames=12, face_size=(4, 5), map_size=8):
   rng = np.random.default_rng(i)
   num_rows = 7 + 3 * i  # recordings of different lengths, padded on the devices
   face = np.broadcast_to(
-    np.arange(num_frames, dtype=np.uint8)[:, None, None, None], (num_frames, 4, 5, 3)
+    np.arange(num_frames, dtype=np.uint8)[:, None, None, None], (num_frames, *face_size, 3)
   ).copy()
   face[:, :, 0] = 200  # marks the left edge, to see flips
   face[..., 2] = 100 + i  # the blue channel names the sample, to see the channel order
@@ -29,13 +29,14 @@ def _example(i, num_frames=12):
     "face": face,
     "eye": eye,
     "gaze": rng.normal(size=(num_rows, 2)).astype(np.float32),
-    "fixation_map": rng.uniform(size=(8, 8, 1)).astype(np.float32),
+    "fixation_map": rng.uniform(size=(map_size, map_size, 1)).astype(np.float32),
     "er_emotion": np.int64(i % 7),
     "er_valence": np.float32(i / 10),
   }
 
 
-def _data(n=20):
+def fake_source(n=20, **example_kw):
+  """An in-memory source shaped like `emer`'s, eye and gaze standardised by odd statistics."""
   rng = np.random.default_rng(99)
   metadata = {
     "eye_mean": rng.normal(size=39).tolist(),
@@ -43,7 +44,7 @@ def _data(n=20):
     "gaze_mean": [0.3, -0.1],
     "gaze_std": [0.7, 1.9],
   }
-  return EmerSource([_example(i) for i in range(n)], metadata, {})
+  return EmerSource([_example(i, **example_kw) for i in range(n)], metadata, {})
 
 
 def _config(**input_kw):
@@ -59,7 +60,7 @@ def _config(**input_kw):
 
 @functools.cache
 def _device(**input_kw):
-  data, config = _data(), _config(**input_kw)
+  data, config = fake_source(), _config(**input_kw)
   arrays = on_device.decode(data, TARGETS, num_frames=4, num_eye_rows=5)
   stats, options = on_device.sampling(data, config, TARGETS)
   return data, config, jax.device_put(arrays, jax.devices()[0]), stats, options
@@ -168,7 +169,7 @@ def test_placement_and_errors():
     on_device.placement("gpu", 1)
   with pytest.raises(ValueError, match="fewer than batch_size=8"):
     on_device.train_part(np.arange(5), batch_size=8)
-  bad = _data(3)
+  bad = fake_source(3)
   bad.source[1]["gaze"] = bad.source[1]["gaze"][:-1]
   with pytest.raises(ValueError, match="Sample 1 has 10 eye rows but 9 gaze rows"):
     on_device.decode(bad, TARGETS, num_frames=4, num_eye_rows=5)
