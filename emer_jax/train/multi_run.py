@@ -67,7 +67,7 @@ def init_states(config, heads: dict, seeds, mesh):
 
 def stack_states(states: list, mesh):
   """Runs' states (same structure) stacked on a leading run axis, sharded over 'runs'."""
-  stacked = jax.tree.map(lambda *x: np.stack([np.asarray(v) for v in x]), *states)
+  stacked = jax.tree.map(lambda *x: jnp.stack(x), *states)
   return jax.device_put(stacked, run_sharding(mesh))
 
 
