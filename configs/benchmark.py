@@ -17,5 +17,8 @@ def get_config(variant="reference"):
   c.benchmark.warmup_steps = 3
   c.benchmark.steps = 20
   c.benchmark.input_batches = 20  # 0 skips the input-pipeline measurement
+  # Runs trained together on data sampled on the devices, e.g. (1, 2, 4, 8); () skips it.
+  c.benchmark.parallel_runs = ()
+  c.benchmark.steps_per_call = 4  # steps of the parallel runs per host call
   c.lock()
   return c

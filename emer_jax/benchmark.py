@@ -1,10 +1,15 @@
-"""Measures training and evaluation speed, compile time, memory and input throughput.
+"""Measures training and evaluation speed, FLOPs and MFU, compile time, memory and input throughput.
 
   python -m emer_jax.benchmark --config=configs/benchmark.py [--config.batch_size=64]
       [--config.dtype=bfloat16] [--config.model.variant=model_D]
+      [--config.benchmark.parallel_runs='(1,2,4,8)']
 
 Prints one JSON line. Steps run on synthetic batches of the configured shapes placed on the
 mesh, so the model's speed is measured apart from the input pipeline, which is timed alone.
+`flops_per_sample` comes from XLA's cost analysis of the compiled train step, `mfu` from it and
+the device's peak FLOP/s (`PEAK_FLOPS`; null where unknown, e.g. on a CPU). With
+`benchmark.parallel_runs`, R runs train together (`train.multi_run`) on data sampled on the
+devices, `benchmark.steps_per_call` steps per call, for each R listed.
 """
 
 import json
@@ -19,13 +24,59 @@ from flax import nnx
 from ml_collections import config_flags
 
 from emer_jax import cli, config_check, logs
-from emer_jax.data import pipeline
+from emer_jax.data import on_device, pipeline
 from emer_jax.data.source import open_source
 from emer_jax.protocols import TARGETS
-from emer_jax.train import steps, trainer
+from emer_jax.train import multi_run, steps, trainer
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "configs/benchmark.py", "Benchmark config file.")
+
+# Dense peak FLOP/s per chip, by `device_kind`, for the dtype a step computes in. On these GPUs
+# JAX computes float32 products in TF32 by default, and on TPUs in bfloat16 passes, so float32
+# takes the TF32 or bfloat16 figure. Vendors' figures without sparsity:
+# - H100 SXM / PCIe / NVL, H200 SXM / NVL: NVIDIA H100 and H200 datasheets (nvidia.com/h100,
+#   nvidia.com/h200): BF16 1,979 / 1,513 / 1,671 TFLOPS and TF32 989 / 756 / 835 with sparsity
+#   (H200: as H100 SXM and NVL), halved here.
+# - A100 (SXM and PCIe, 40 and 80 GB): NVIDIA A100 datasheet: BF16 312, TF32 156 TFLOPS.
+# - L4: NVIDIA L4 datasheet: BF16 242, TF32 120 TFLOPS with sparsity, halved.
+# - TPU v4 275, v5e 197, v5p 459, v6e 918 TFLOPS bf16 per chip: Cloud TPU system architecture
+#   pages (cloud.google.com/tpu/docs/v4, v5e, v5p, v6e).
+_GPU_PEAKS = (  # (substring of device_kind, bfloat16, float32); the first match wins
+  ("H100 PCIe", 756e12, 378e12),
+  ("H100 NVL", 835e12, 417e12),
+  ("H100", 989e12, 494e12),
+  ("H200 NVL", 835e12, 417e12),
+  ("H200", 989e12, 494e12),
+  ("A100", 312e12, 156e12),
+  ("L4", 121e12, 60e12),
+)
+_TPU_PEAKS = {"TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5": 459e12, "TPU v6 lite": 918e12}
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+  """Dense peak FLOP/s of one device of `device_kind` computing in `dtype`; None if unknown."""
+  if device_kind in _TPU_PEAKS:
+    return _TPU_PEAKS[device_kind]
+  for name, bf16, fp32 in _GPU_PEAKS:
+    if device_kind.startswith("NVIDIA") and name in device_kind:
+      return bf16 if dtype == "bfloat16" else fp32
+  return None
+
+
+def _mfu(flops_per_sample, samples_per_s, config, num_devices):
+  peak = peak_flops(jax.devices()[0].device_kind, config.dtype)
+  if peak is None or flops_per_sample is None:
+    return None
+  return flops_per_sample * samples_per_s / (peak * num_devices)
+
+
+def _flops(compiled, num_devices: int) -> float | None:
+  """FLOPs of one call of a compiled SPMD program (XLA counts one device's share)."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, list | tuple):  # older jax: one dict per program
+    cost = cost[0] if cost else None
+  return cost["flops"] * num_devices if cost and "flops" in cost else None
 
 
 def synthetic_batch(config, targets, batch_size: int, seed: int = 0) -> dict:
@@ -78,6 +129,57 @@ def _input_throughput(config, targets) -> float | None:
   return config.benchmark.input_batches * config.batch_size / (time.perf_counter() - start)
 
 
+def _parallel_runs(config, source, arrays, heads, num_runs: int, flops_per_sample) -> dict:
+  """`num_runs` runs of batch `batch_size` trained together on data sampled on the devices."""
+  bench, k = config.benchmark, config.benchmark.steps_per_call
+  targets = tuple(heads)
+  mesh = multi_run.run_mesh(num_runs)
+  _, options = on_device.sampling(source, config, targets)
+  everything = [np.arange(len(source))] * num_runs
+  seeds = np.arange(num_runs)
+  runs = multi_run.runs_inputs(config, source, everything, seeds, [10**9] * num_runs, targets, mesh)
+  graphdef, state = multi_run.init_states(config, heads, seeds, mesh)
+  train = multi_run.make_train_steps(graphdef, config, mesh, steps_per_call=k, **options)
+  data = on_device.put(arrays, multi_run.replicated(mesh))
+  start = time.perf_counter()
+  compiled = train.lower(state, data, runs, jnp.int32(0)).compile()
+  compile_s = time.perf_counter() - start
+  holder = {"state": state, "step": 0}
+
+  def one_call():
+    holder["state"], metrics = compiled(holder["state"], data, runs, jnp.int32(holder["step"]))
+    holder["step"] += k
+    return metrics["loss/total"]
+
+  _time_steps(one_call, max(-(-bench.warmup_steps // k), 1))
+  call_s = statistics.median(_time_steps(one_call, max(-(-bench.steps // k), 1)))
+  samples_per_s = num_runs * config.batch_size * k / call_s
+  return {
+    "parallel_runs": num_runs,
+    "devices": mesh.size,
+    "steps_per_call": k,
+    "samples_per_s": samples_per_s,
+    "step_ms": 1000 * call_s / k,
+    "compile_s": compile_s,
+    "data_bytes": on_device.nbytes(arrays),
+    # a run's FLOPs per sample are the single-run step's: vmap adds none
+    "mfu": _mfu(flops_per_sample, samples_per_s, config, mesh.size),
+  }
+
+
+def _sweep(config, heads, flops_per_sample) -> list[dict]:
+  if not config.benchmark.parallel_runs:
+    return []
+  source = open_source(config.dataset, config.data_dir, cache=config.input.cache)
+  source = pipeline.with_normalisation(source, np.arange(len(source)), config)
+  sizes = dict(num_frames=config.input.num_frames, num_eye_rows=config.input.num_eye_rows)
+  arrays = on_device.decode(source, tuple(heads), **sizes)
+  return [
+    _parallel_runs(config, source, arrays, heads, runs, flops_per_sample)
+    for runs in config.benchmark.parallel_runs
+  ]
+
+
 def run(config) -> dict:
   config_check.check(config)
   mesh = trainer.make_mesh(config)
@@ -114,8 +216,13 @@ def run(config) -> dict:
     _time_steps(lambda: eval_step(holder["state"], eval_batch), bench.warmup_steps)
     eval_times = _time_steps(lambda: eval_step(holder["state"], eval_batch), bench.steps)
   step_s = statistics.median(train_times)
+  flops = _flops(compiled, mesh.size)
+  flops_per_sample = flops / config.batch_size if flops else None
   return {
     "train_samples_per_s": config.batch_size / step_s,
+    "flops_per_sample": flops_per_sample,
+    "mfu": _mfu(flops_per_sample, config.batch_size / step_s, config, mesh.size),
+    "parallel_runs": _sweep(config, heads, flops_per_sample),
     "eval_samples_per_s": config.eval_batch_size / statistics.median(eval_times),
     "step_ms": 1000 * step_s,
     "compile_s": compile_s,

@@ -35,6 +35,10 @@ def base_config(variant: str = "reference") -> ml_collections.ConfigDict:
   c.input.flip = True
   c.input.channel_order = "rgb"  # 'bgr' for the authors' checkpoints (they read frames with OpenCV)
   c.input.cache = True  # keep decoded samples in memory (real EMER: about 1.9 GB a process)
+  # Where per-step sampling runs: 'device' (the decoded dataset on the devices, sampled inside
+  # the compiled step: emer_jax.data.on_device), 'host' (grain), or 'auto' (device on an
+  # accelerator the data fits, else host). Not yet read by the trainer, which samples on the host.
+  c.input.placement = "auto"
   c.input.num_threads = 4
   c.input.prefetch = 4  # batches read ahead; at least num_threads are
   c.input.workers = 0  # grain worker processes (0: threads only)

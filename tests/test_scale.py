@@ -246,6 +246,8 @@ def test_benchmark_prints_one_json_line(small_data_dir):
     "--config.benchmark.input_batches=2",
     "--config.input.num_threads=1",
     "--config.mesh.model=2",
+    "--config.benchmark.parallel_runs=(2,)",
+    "--config.benchmark.steps_per_call=2",
     *TINY,
   ]
   out = subprocess.run(
@@ -265,3 +267,21 @@ def test_benchmark_prints_one_json_line(small_data_dir):
   assert report["device_kind"] == "cpu" and report["device_count"] == 8
   assert report["mesh"] == {"data": 4, "model": 2}
   assert report["config"]["batch_size"] == 16
+  assert report["flops_per_sample"] > 1e8  # the 8 frames of 112×112 through the ResNet alone
+  assert report["mfu"] is None  # no peak FLOP/s for a CPU
+  (together,) = report["parallel_runs"]
+  assert together["parallel_runs"] == 2 and together["devices"] == 2
+  assert together["samples_per_s"] > 0 and together["steps_per_call"] == 2
+
+
+def test_peak_flops_by_device_kind_and_dtype():
+  from emer_jax.benchmark import peak_flops
+
+  assert peak_flops("NVIDIA H200", "bfloat16") == 989e12
+  assert peak_flops("NVIDIA H100 80GB HBM3", "float32") == 494e12  # TF32
+  assert peak_flops("NVIDIA H100 PCIe", "bfloat16") == 756e12
+  assert peak_flops("NVIDIA A100-SXM4-80GB", "float32") == 156e12
+  assert peak_flops("NVIDIA L4", "bfloat16") == 121e12
+  assert peak_flops("TPU v5 lite", "float32") == peak_flops("TPU v5 lite", "bfloat16") == 197e12
+  assert peak_flops("TPU v5", "bfloat16") == 459e12
+  assert peak_flops("cpu", "float32") is None

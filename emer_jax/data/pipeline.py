@@ -295,21 +295,25 @@ def train_dataset(data: EmerSource, indices, config, targets, *, seed: int) -> g
   return ds
 
 
+def eval_layout(indices, global_batch: int) -> tuple[np.ndarray, np.ndarray]:
+  """(indices, mask), each (num_batches, global_batch): `indices` in order, padded to whole
+  batches by repeating from the start; `mask` marks the real entries."""
+  indices = np.asarray(indices, np.int64)
+  num_batches = -(-len(indices) // global_batch)
+  padded = np.resize(indices, num_batches * global_batch).reshape(num_batches, global_batch)
+  return padded, (np.arange(padded.size) < len(indices)).reshape(padded.shape)
+
+
 def eval_dataset(data: EmerSource, indices, config, targets) -> grain.IterDataset:
   """One pass over `indices` in order, padded to whole global batches; `mask` marks real rows.
 
   Process p takes columns [p·L, (p+1)·L) of every global batch, so the global arrays that
   `make_array_from_process_local_data` assembles list the samples in their original order.
   """
-  global_batch = config.eval_batch_size
-  local = local_batch_size(global_batch)
-  indices = np.asarray(indices, np.int64)
-  num_batches = -(-len(indices) // global_batch)
-  padded = np.resize(indices, num_batches * global_batch)  # pads by repeating from the start
-  mask = np.arange(len(padded)) < len(indices)
+  local = local_batch_size(config.eval_batch_size)
+  padded, mask = eval_layout(indices, config.eval_batch_size)
   columns = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
-  padded = padded.reshape(num_batches, global_batch)[:, columns].reshape(-1)
-  mask = mask.reshape(num_batches, global_batch)[:, columns].reshape(-1)
+  padded, mask = padded[:, columns].reshape(-1), mask[:, columns].reshape(-1)
   sampler = _sampler(data, config, targets, train=False)
   ds = grain.MapDataset.source(_Take(data.source, padded)).map(sampler)
   ds = ds.map_with_index(lambda i, x: x | {"mask": mask[i]})

@@ -4,29 +4,49 @@ import jax.numpy as jnp
 import optax
 
 
-def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
-  decay_steps = max(total_steps - config.warmup_steps, 1)
-  cosine = optax.cosine_decay_schedule(config.learning_rate, decay_steps)
-  if not config.warmup_steps:
+def learning_rate(config, step, total_steps):
+  """The learning rate at `step` of `total_steps` (either may be traced): a linear warmup over
+  `warmup_steps`, then cosine annealing to 0 at `total_steps`."""
+  step = jnp.asarray(step, jnp.float32)
+  warmup = config.warmup_steps
+  decay_steps = jnp.maximum(jnp.asarray(total_steps, jnp.float32) - warmup, 1.0)
+  progress = jnp.minimum(jnp.maximum(step - warmup, 0.0), decay_steps) / decay_steps
+  cosine = config.learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+  if not warmup:
     return cosine
-  warmup = optax.linear_schedule(0.0, config.learning_rate, config.warmup_steps)
-  return optax.join_schedules([warmup, cosine], [config.warmup_steps])
+  return jnp.where(step < warmup, config.learning_rate * step / warmup, cosine)
 
 
-def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
+def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
+  return lambda count: learning_rate(config, count, total_steps)
+
+
+def _reference_adam(learning_rate, weight_decay):
   """PyTorch `Adam(weight_decay=wd)`: wd·param is added to the gradient before Adam (not AdamW)."""
   return optax.chain(
-    optax.add_decayed_weights(config.weight_decay),
+    optax.add_decayed_weights(weight_decay),
     optax.scale_by_adam(),
-    optax.scale_by_learning_rate(learning_rate_schedule(config, total_steps)),
+    optax.scale_by_learning_rate(learning_rate),
   )
 
 
-def grl_lambda(config, step, total_steps: int):
+def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
+  return _reference_adam(learning_rate_schedule(config, total_steps), config.weight_decay)
+
+
+def make_injected_optimizer(config) -> optax.GradientTransformation:
+  """The reference optimiser with its learning rate held in its state (`hyperparams`), for the
+  caller to set before each update: runs of different lengths can then share one program."""
+  return optax.inject_hyperparams(_reference_adam, static_args=("weight_decay",))(
+    learning_rate=config.learning_rate, weight_decay=config.weight_decay
+  )
+
+
+def grl_lambda(config, step, total_steps):
   """Gradient-reversal strength at `step`: constant, or the DANN ramp 2/(1+exp(-10p)) - 1."""
   if config.schedule == "constant":
     return jnp.float32(config.value)
   if config.schedule == "dann":
-    progress = jnp.clip(step / max(total_steps, 1), 0.0, 1.0)
+    progress = jnp.clip(step / jnp.maximum(total_steps, 1), 0.0, 1.0)
     return jnp.float32(config.value * (2.0 / (1.0 + jnp.exp(-10.0 * progress)) - 1.0))
   raise ValueError(f"Unknown grl.schedule {config.schedule!r}; expected 'constant' or 'dann'.")

@@ -46,7 +46,8 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
     finite = metrics["finite/loss"] & metrics["finite/grads"]
     new_state = nnx.state({"model": model, "optimizer": optimizer})
     new_state = jax.lax.cond(finite, lambda: new_state, lambda: state)
-    if not jax.sharding.get_abstract_mesh().empty:
+    mesh = jax.sharding.get_abstract_mesh()
+    if set(mesh.axis_names) - set(mesh.manual_axes):  # axes left to GSPMD (not in shard_map)
       new_state = jax.lax.with_sharding_constraint(new_state, nnx.get_partition_spec(new_state))
     return new_state, metrics
 

@@ -1,0 +1,189 @@
+"""Many runs in one program: the runs of a config (folds × seeds) stacked on a leading run axis.
+
+Parameters, optimiser state, batch statistics and RNG streams carry a leading axis of R runs,
+sharded over a 'runs' mesh axis, so runs spread over devices (and hosts). Each run keeps its
+own batch of `batch_size`, drawn on the devices from its own training part and seed
+(`data.on_device`); `steps_per_call` steps run in one `lax.scan`, with the learning rate and
+GRL λ computed in the loop from each run's own `total_steps`. Nothing inside the loop crosses
+devices: a run's whole step runs where its state lives, next to a replica of the dataset.
+
+  graphdef, state = init_states(config, heads, seeds, mesh)
+  train = make_train_steps(graphdef, config, mesh, steps_per_call=k, **options)
+  state, metrics = train(state, data, runs, start)    # metrics: (k, R) per name
+
+Call these outside `jax.set_mesh`: the shardings come from the arguments' placement.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from emer_jax import models
+from emer_jax.data import on_device, pipeline
+from emer_jax.train import optim, steps
+
+RUNS = "runs"
+
+
+def run_mesh(num_runs: int, devices=None) -> jax.sharding.Mesh:
+  """A 'runs' mesh over as many devices as divide `num_runs` (all of them when it is a
+  multiple of the device count)."""
+  devices = list(devices or jax.devices())
+  size = max(d for d in range(1, len(devices) + 1) if num_runs % d == 0)
+  return jax.make_mesh((size,), (RUNS,), (AxisType.Auto,), devices=devices[:size])
+
+
+def run_sharding(mesh) -> NamedSharding:
+  """Leading (run) axis split over 'runs'."""
+  return NamedSharding(mesh, P(RUNS))
+
+
+def replicated(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def _model_and_optimizer(config, heads, seed):
+  model = models.build_model(
+    config.model,
+    heads=heads,
+    rngs=nnx.Rngs(params=jax.random.key(seed), dropout=jax.random.key(seed + 1)),
+    dtype=jnp.dtype(config.dtype),
+  )
+  return model, nnx.Optimizer(model, optim.make_injected_optimizer(config), wrt=nnx.Param)
+
+
+def init_states(config, heads: dict, seeds, mesh):
+  """(graphdef, state): one model and optimiser per seed, as `trainer.init_state` creates them
+  (same initial weights for a seed) but with the learning rate in the optimiser state, stacked
+  on the run axis and born sharded over 'runs'."""
+  graphdef, _ = nnx.split(nnx.eval_shape(lambda: _model_and_optimizer(config, heads, 0)))
+  init = jax.vmap(lambda seed: nnx.state(_model_and_optimizer(config, heads, seed)))
+  state = jax.jit(init, out_shardings=run_sharding(mesh))(jnp.asarray(seeds, jnp.int32))
+  return graphdef, state
+
+
+def stack_states(states: list, mesh):
+  """Runs' states (same structure) stacked on a leading run axis, sharded over 'runs'."""
+  stacked = jax.tree.map(lambda *x: jnp.stack(x), *states)
+  return jax.device_put(stacked, run_sharding(mesh))
+
+
+def unstack(state, run: int):
+  """Run `run`'s state out of a stacked one."""
+  return jax.tree.map(lambda x: x[run], state)
+
+
+def select_runs(take, new, old):
+  """Per run, `new` where `take` (R,) is true, else `old` (e.g. the best state so far)."""
+  return jax.tree.map(
+    lambda a, b: jnp.where(take.reshape(take.shape + (1,) * (a.ndim - 1)), a, b), new, old
+  )
+
+
+def with_learning_rate(state, lr):
+  """The state of one run with the injected optimiser's learning rate set to `lr`."""
+
+  def set_lr(path, x):
+    names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    return jnp.asarray(lr, x.dtype) if names[-2:] == ["hyperparams", "learning_rate"] else x
+
+  return jax.tree_util.tree_map_with_path(set_lr, state)
+
+
+def runs_inputs(config, data, parts: list, seeds, total_steps, targets, mesh) -> dict:
+  """The per-run arguments of the train steps, sharded over 'runs': training parts (sample
+  indices), normalisation statistics, seeds and total steps."""
+  stats, _ = on_device.sampling(data, config, targets)
+  runs = {
+    "part": on_device.stack_parts(parts, config.batch_size),
+    "stats": jax.tree.map(lambda x: np.stack([x] * len(parts)), stats),
+    "seed": np.asarray(seeds, np.int32),
+    "total_steps": np.asarray(total_steps, np.int32),
+  }
+  return jax.device_put(runs, run_sharding(mesh))
+
+
+def make_train_steps(graphdef, config, mesh, *, steps_per_call: int, flip: bool, bgr: bool):
+  """Returns train(state, data, runs, start) -> (state, metrics), over the 'runs' `mesh`.
+
+  Runs `steps_per_call` training steps of every run, numbered `start`, `start + 1`, … (0-based;
+  the step numbered s uses learning rate and GRL λ at s, as the single-run trainer's step
+  s + 1). `data` is the dataset from `on_device.put`, `runs` from `runs_inputs`. A run whose
+  `total_steps` is reached keeps its state (its metrics say `active` = False). `metrics` holds
+  the single-run step's metrics plus `learning_rate`, `grl_lambda` and `active`, each of shape
+  (steps_per_call, R).
+  """
+  single = steps.make_train_step(
+    graphdef,
+    dtype=jnp.dtype(config.dtype),
+    alpha=config.loss.alpha,
+    beta=config.loss.beta,
+    head_weights=dict(config.loss.head_weights),
+  )
+
+  def run_step(state, data, run, step):
+    batch = on_device.train_batch(
+      data, run["part"], run["stats"], run["seed"], step,
+      batch_size=config.batch_size, flip=flip, bgr=bgr,
+    )  # fmt: skip
+    total = run["total_steps"]
+    lr = optim.learning_rate(config, step, total)
+    lam = optim.grl_lambda(config.grl, step, total)
+    new, metrics = single(with_learning_rate(state, lr), batch, lam)
+    active = step < total
+    new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
+    return new, metrics | {"learning_rate": lr, "grl_lambda": lam, "active": active}
+
+  def local_steps(state, data, runs, start):
+    def body(state, i):
+      return jax.vmap(run_step, in_axes=(0, None, 0, None))(state, data, runs, start + i)
+
+    state, metrics = jax.lax.scan(body, state, jnp.arange(steps_per_call))
+    return state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), metrics)  # runs first
+
+  def train(state, data, runs, start):
+    state, metrics = _on_each_device(local_steps, mesh, (0, None, 0, None))(
+      state, data, runs, start
+    )
+    return state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), metrics)
+
+  return jax.jit(train, donate_argnums=0)
+
+
+def _on_each_device(fn, mesh, run_axes):
+  """`fn` under `shard_map` over 'runs': each device steps its own runs, with no communication.
+  (Left to GSPMD, the stacked state's convolutions gathered their operands at every step.)"""
+  specs = tuple(P(RUNS) if axis == 0 else P() for axis in run_axes)
+  return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(RUNS))
+
+
+def eval_layouts(index_lists: list, global_batch: int):
+  """(indices, mask), each (R, num_batches, global_batch): every run's evaluation pass laid
+  out as the host's (`pipeline.eval_layout`), runs with fewer batches padded with masked ones."""
+  layouts = [pipeline.eval_layout(indices, global_batch) for indices in index_lists]
+  num_batches = max(len(indices) for indices, _ in layouts)
+
+  def pad(x):
+    return np.pad(x, ((0, num_batches - len(x)), (0, 0)))
+
+  return (
+    np.stack([pad(indices) for indices, _ in layouts]).astype(np.int32),
+    np.stack([pad(mask) for _, mask in layouts]),
+  )
+
+
+def make_eval_steps(graphdef, config, mesh, *, bgr: bool):
+  """Returns evaluate(state, data, stats, indices) -> {target: (R, num_batches, B, C)}: every
+  run's model outputs on its evaluation inputs (segment centres, as the host pipeline's)."""
+  single = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
+
+  def run_eval(state, data, stats, indices):
+    return jax.lax.map(
+      lambda batch: single(state, on_device.eval_batch(data, batch, stats, bgr=bgr)), indices
+    )
+
+  local = jax.vmap(run_eval, in_axes=(0, None, 0, 0))
+  return jax.jit(_on_each_device(local, mesh, (0, None, 0, 0)))
