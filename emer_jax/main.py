@@ -9,6 +9,7 @@ tests what the workdir holds, writing to W/eval/. Multi-process (one process per
 --distributed (auto-detection), or --coordinator_address, --num_processes, --process_id.
 """
 
+import os
 import sys
 
 import jax
@@ -49,7 +50,8 @@ def main(argv):
   )
   results = train_and_evaluate(FLAGS.config, FLAGS.workdir, restart=FLAGS.restart)
   if jax.process_index() == 0:
-    print_summary(results, FLAGS.workdir)
+    evaluated = FLAGS.config.mode == "eval"  # eval mode writes under W/eval/
+    print_summary(results, os.path.join(FLAGS.workdir, "eval") if evaluated else FLAGS.workdir)
 
 
 if __name__ == "__main__":

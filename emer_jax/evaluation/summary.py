@@ -66,7 +66,7 @@ def _runs_text(results) -> str:
 
 
 def _per_run(results, key) -> str:
-  values = [r[key] for r in results["runs"]]
+  values = [r.get(key, "–") for r in results["runs"]]
   if len(set(values)) == 1:
     return str(values[0])
   return ", ".join(
@@ -107,7 +107,7 @@ def summary_lines(results: dict, workdir) -> list[str]:
   lines = [f"{title}: {_runs_text(results)}"]
   for target in results["targets"]:
     lines += _target_lines(results, target)
-  trained = any(run["selected_step"] for run in results["runs"])
+  trained = any(run.get("selected_step") for run in results["runs"])
   selected = _per_run(results, "selected_step") if trained else "none (not trained: mode eval)"
   lines.append(
     f"  selected step {selected} · test samples "

@@ -46,13 +46,15 @@ def replicated(mesh) -> NamedSharding:
 
 
 def _model_and_optimizer(config, heads, seed):
+  params, dropout = jax.random.split(jax.random.key(seed))  # as trainer.stream_keys
   model = models.build_model(
     config.model,
     heads=heads,
-    rngs=nnx.Rngs(params=jax.random.key(seed), dropout=jax.random.key(seed + 1)),
+    rngs=nnx.Rngs(params=params, dropout=dropout),
     dtype=jnp.dtype(config.dtype),
   )
-  return model, nnx.Optimizer(model, optim.make_injected_optimizer(config), wrt=nnx.Param)
+  optimizer = nnx.Optimizer(model, optim.make_injected_optimizer(config), wrt=nnx.Param)
+  return {"model": model, "optimizer": optimizer}
 
 
 def init_states(config, heads: dict, seeds, mesh):
