@@ -36,10 +36,16 @@ def input_specs(settings: model_lib.Settings, batch="b") -> dict:
   rows = s.num_eye_rows
   return {
     "face": jax.ShapeDtypeStruct((b, s.num_frames, size, size, 3), np.uint8),
-    "eye": jax.ShapeDtypeStruct((b, rows, len(s.eye_stats[0])), np.float32),
-    "gaze": jax.ShapeDtypeStruct((b, rows, len(s.gaze_stats[0])), np.float32),
+    "eye": jax.ShapeDtypeStruct((b, rows, _eye_width(s)), np.float32),
+    "gaze": jax.ShapeDtypeStruct((b, rows, len(s.normalisation.gaze_mean)), np.float32),
     "fixation_map": jax.ShapeDtypeStruct((b, MAP_SIZE, MAP_SIZE, 1), np.float32),
   }
+
+
+def _eye_width(sampler) -> int:
+  return (
+    len(sampler.clocks) if sampler.eye_columns == "clocks" else len(sampler.normalisation.eye_mean)
+  )
 
 
 def export_model(loaded: model_lib.Model, output: str) -> str:
@@ -47,7 +53,9 @@ def export_model(loaded: model_lib.Model, output: str) -> str:
   graphdef, states, settings = loaded.graphdef, loaded.states, loaded.settings
 
   def outputs(batch):
-    return model_lib.mean_outputs(graphdef, states, batch, settings.targets, loaded.dtype)
+    return model_lib.mean_outputs(
+      graphdef, states, batch, settings.targets, loaded.dtype, renorm=loaded.renorm
+    )
 
   exported = jax.export.export(jax.jit(outputs))(input_specs(settings))
   os.makedirs(output, exist_ok=True)

@@ -195,11 +195,11 @@ def test_checkpoint_with_its_config_and_normalisation_file(loaded, workdir, test
   with open(os.path.join(workdir, "config.json")) as f:
     description = json.load(f)["model"] | {"heads": {"er_emotion": 7, "fer_emotion": 7}}
   (tmp_path / "config.json").write_text(json.dumps(description))
-  stats = {k: v for k, v in loaded.settings.to_json().items() if k.endswith(("_mean", "_std"))}
-  stats["eye_mean"] = [m + 1.0 for m in stats["eye_mean"]]  # a run's own statistics win
+  stats = loaded.settings.to_json()["normalisation"]
+  stats["eye_mean"] = [m + 1.0 for m in stats["eye_mean"]]  # the checkpoint's own statistics
   (tmp_path / "normalisation.json").write_text(json.dumps(stats))
   converted = predict.from_checkpoint(str(tmp_path), dataset="emer/synthetic_small")
-  np.testing.assert_allclose(converted.settings.sampler.eye_stats[0], stats["eye_mean"])
+  np.testing.assert_allclose(converted.settings.sampler.normalisation.eye_mean, stats["eye_mean"])
   sid, example, _ = test_sample
   rec = samples.write_recording(example, tmp_path / "in", sid)
   inputs = recordings.load(rec, loaded.settings).inputs

@@ -16,7 +16,9 @@ _CHECKPOINT = flags.DEFINE_string(
 )
 _EXPORTED = flags.DEFINE_string("exported", None, "Folder written by emer_jax.export.")
 _DATASET = flags.DEFINE_string(
-  "dataset", "emer/real", "With --checkpoint: the dataset whose statistics normalise inputs."
+  "dataset",
+  "emer/real",
+  "With --checkpoint: the dataset the model was trained on (its face frames per sample).",
 )
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data_dir of that dataset.")
 _CHANNEL_ORDER = flags.DEFINE_enum(

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ from emer_jax.train import steps
 from emer_jax.train.checkpoint import restore_model
 from tfds_emer import eye_export
 
-NORMALISATION_FILE = "normalisation.json"  # eye/gaze mean and std a run was trained with
+NORMALISATION_FILE = "normalisation.json"  # beside a converted checkpoint: its statistics
 FACE_SIZE = 112
 
 
@@ -50,10 +51,8 @@ class Settings:
       "num_frames": s.num_frames,
       "num_eye_rows": s.num_eye_rows,
       "channel_order": "bgr" if s.bgr else "rgb",
-      "eye_mean": s.eye_stats[0].tolist(),
-      "eye_std": s.eye_stats[1].tolist(),
-      "gaze_mean": s.gaze_stats[0].tolist(),
-      "gaze_std": s.gaze_stats[1].tolist(),
+      "eye_columns": s.eye_columns,
+      "normalisation": s.normalisation.to_dict(),
     }
 
   @classmethod
@@ -65,11 +64,15 @@ class Settings:
           "num_eye_rows": d["num_eye_rows"],
           "channel_order": d["channel_order"],
           "flip": False,
-        }
+        },
+        "model": {
+          "eye_clocks": d["normalisation"]["eye_clocks"],
+          "eye_columns": d["eye_columns"],
+        },
       }
     )
     return cls(
-      sampler=_sampler(config, d),
+      sampler=_sampler(config, pipeline.Normalisation.from_dict(d["normalisation"])),
       face_frames=int(d["face_frames"]),
       targets=tuple(d["targets"]),
       screen_px=tuple(d["screen_px"]),
@@ -77,30 +80,23 @@ class Settings:
     )
 
 
-def _sampler(config, stats: dict) -> pipeline.ClipSampler:
-  """The evaluation pipeline's sampler for `config`, normalising with `stats`."""
-  return pipeline._sampler(EmerSource(None, stats, {}), config, (), train=False)
+def _sampler(config, norm: pipeline.Normalisation) -> pipeline.ClipSampler:
+  """The evaluation pipeline's sampler for `config`, normalising with `norm`. Eye exports are
+  read onto the canonical 39 columns, so the clock columns are found by their canonical names."""
+  data = EmerSource(None, {}, {}, normalisation=norm)
+  return pipeline._sampler(data, config, (), train=False)
 
 
-def normalisation(folders, dataset: str, data_dir: str) -> dict:
-  """eye/gaze mean and std: the first `normalisation.json` among `folders`, else the dataset's.
-
-  The dataset's are those its build recorded in its metadata; it must be built in `data_dir`.
-  """
-  for folder in folders:
-    path = os.path.join(folder, NORMALISATION_FILE)
-    if os.path.exists(path):
-      with open(path) as f:
-        return json.load(f)
-  builder = tfds.builder(dataset, data_dir=resolve_data_dir(data_dir))
-  if not builder.is_prepared():
-    raise FileNotFoundError(
-      f"No {NORMALISATION_FILE} in {list(folders)} and dataset {dataset!r} is not built in "
-      f"{resolve_data_dir(data_dir)}: the eye and gaze normalisation is unknown. Pass "
-      "--data_dir where the training data was built, or put its statistics in "
-      f"{NORMALISATION_FILE}."
+def _affine(base: pipeline.Normalisation, run: pipeline.Normalisation) -> dict:
+  """(scale, shift) per stream taking inputs normalised with `base` to `run`'s normalisation:
+  x_run = x_base · std_base / std_run + (mean_base − mean_run) / std_run."""
+  return {
+    name: (
+      getattr(base, f"{name}_std") / getattr(run, f"{name}_std"),
+      (getattr(base, f"{name}_mean") - getattr(run, f"{name}_mean")) / getattr(run, f"{name}_std"),
     )
-  return dict(builder.info.metadata or {})
+    for name in ("eye", "gaze")
+  }
 
 
 def face_frames_of(dataset: str, data_dir: str) -> int:
@@ -128,7 +124,7 @@ def run_names(workdir: str) -> list[str]:
 
 
 def _restore_best(run_dir: str, model: nnx.Module) -> nnx.State:
-  """The weights chosen on validation (`best/`), as the trainer saved them."""
+  """The weights chosen on validation (`best/`, item `model`), as the trainer saved them."""
   best = os.path.join(run_dir, "best")
   options = ocp.CheckpointManagerOptions(read_only=True)  # never tidies a user's run
   with ocp.CheckpointManager(best, options=options) as manager:
@@ -138,7 +134,8 @@ def _restore_best(run_dir: str, model: nnx.Module) -> nnx.State:
         f"{best} holds no checkpoint: the run has no selected model (was it trained with a "
         "validation part, and did it finish?)."
       )
-    return manager.restore(step, args=ocp.args.StandardRestore(nnx.state(model)))
+    args = ocp.args.Composite(model=ocp.args.StandardRestore(nnx.state(model)))
+    return manager.restore(step, args=args).model
 
 
 @dataclasses.dataclass
@@ -150,6 +147,8 @@ class Model:
   settings: Settings
   dtype: object = jnp.float32
   source: dict = dataclasses.field(default_factory=dict)  # what was loaded, for the report
+  # Per run, `_affine` from the settings' normalisation to the run's own (None: all the same).
+  renorm: list | None = None
 
   def function(self):
     """outputs(batch): {target: (B, C) class probabilities or (B,) values}, averaged over runs."""
@@ -159,18 +158,30 @@ class Model:
   def _jitted(self):
     return jax.jit(
       functools.partial(
-        mean_outputs, self.graphdef, targets=self.settings.targets, dtype=self.dtype
+        mean_outputs,
+        self.graphdef,
+        targets=self.settings.targets,
+        dtype=self.dtype,
+        renorm=self.renorm,
       )
     )
 
 
-def mean_outputs(graphdef, states, batch, targets, dtype) -> dict:
-  """Class probabilities (softmax) and regression values of each run, averaged over runs."""
+def mean_outputs(graphdef, states, batch, targets, dtype, renorm=None) -> dict:
+  """Class probabilities (softmax) and regression values of each run, averaged over runs; run
+  r's eye and gaze inputs are first taken to its own normalisation by `renorm[r]`."""
   per_run = []
-  for state in states:
+  for r, state in enumerate(states):
+    if renorm is not None:
+      run_batch = {
+        **batch,
+        **{k: batch[k] * scale + shift for k, (scale, shift) in renorm[r].items()},
+      }
+    else:
+      run_batch = batch
     model = nnx.merge(graphdef, state)
     model.eval()
-    heads = model(steps.model_inputs(batch, dtype), grl_lambda=jnp.float32(0.0))["heads"]
+    heads = model(steps.model_inputs(run_batch, dtype), grl_lambda=jnp.float32(0.0))["heads"]
     per_run.append(
       {
         t: jax.nn.softmax(heads[t].astype(jnp.float32))
@@ -203,11 +214,19 @@ def from_workdir(workdir: str, run: str = "", data_dir: str = "") -> Model:
   run_dirs = [os.path.join(workdir, "checkpoints", n) for n in names]
   states = [_restore_best(d, model) for d in run_dirs]
   data_dir = data_dir or config.get("data_dir", "")
-  stats = normalisation(run_dirs + [workdir], config.dataset, data_dir)
-  settings = Settings(_sampler(config, stats), face_frames_of(config.dataset, data_dir), targets)
+  norms = [pipeline.load_normalisation(_normalisation_path(workdir, n)) for n in names]
+  settings = Settings(_sampler(config, norms[0]), face_frames_of(config.dataset, data_dir), targets)
+  renorm = [_affine(norms[0], n) for n in norms] if len(norms) > 1 else None
   graphdef = nnx.graphdef(model)
   source = {"workdir": os.path.abspath(workdir), "runs": names}
-  return Model(graphdef, states, settings, jnp.dtype(config.get("dtype", "float32")), source)
+  dtype = jnp.dtype(config.get("dtype", "float32"))
+  return Model(graphdef, states, settings, dtype, source, renorm)
+
+
+def _normalisation_path(workdir: str, run: str) -> str:
+  """The statistics a run normalised its inputs with (`pipeline.normalisation_path`)."""
+  fold, seed = (int(v) for v in re.fullmatch(r"fold(\d+)_seed(\d+)", run).groups())
+  return pipeline.normalisation_path(workdir, fold, seed)
 
 
 def from_checkpoint(
@@ -228,11 +247,15 @@ def from_checkpoint(
         "num_eye_rows": model_config.sequence_length,
         "channel_order": channel_order or "rgb",
         "flip": False,
-      }
+      },
+      "model": {
+        "eye_clocks": model_config.get("eye_clocks", "absolute"),
+        "eye_columns": model_config.get("eye_columns", "all"),
+      },
     }
   )
-  stats = normalisation([directory], dataset, data_dir)
-  settings = Settings(_sampler(config, stats), face_frames_of(dataset, data_dir), tuple(heads))
+  norm = pipeline.load_normalisation(os.path.join(directory, NORMALISATION_FILE))
+  settings = Settings(_sampler(config, norm), face_frames_of(dataset, data_dir), tuple(heads))
   graphdef, state = nnx.split(model)
   return Model(graphdef, [state], settings, source={"checkpoint": os.path.abspath(directory)})
 
