@@ -208,7 +208,7 @@ if not CHECKPOINT:
   trained = models.build_model(
     config.model, heads=head_sizes(run_targets(config)), rngs=nnx.Rngs(params=0, dropout=1)
   )
-  restore_model(os.path.join(best, max(os.listdir(best), key=int), "default"), trained)
+  restore_model(os.path.join(best, max(os.listdir(best), key=int), "model"), trained)
   CHECKPOINT = os.path.join(WORKDIR, "stand_in_authors_checkpoint.npz")
   np.savez(CHECKPOINT, **export_state_dict(trained, names.emert_name))
   # The stand-in is the narrow quickstart model, so its sizes are given explicitly.

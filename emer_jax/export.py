@@ -23,11 +23,6 @@ from emer_jax import cli
 from emer_jax.predict import model as model_lib
 from tfds_emer.eye_export import MAP_SIZE
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
-_RUN = flags.DEFINE_string("run", "", "One run only, e.g. fold1_seed0 (default: all, averaged).")
-_OUTPUT = flags.DEFINE_string("output", None, "Folder to write model.jax and preprocessing.json.")
-_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data_dir, if not the one the run used.")
-
 
 def input_specs(settings: model_lib.Settings, batch="b") -> dict:
   """Shapes and dtypes of a batch of model inputs; `batch` may be a symbolic dimension."""
@@ -71,10 +66,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  loaded = model_lib.from_workdir(_WORKDIR.value, _RUN.value, _DATA_DIR.value)
-  print(f"Wrote {export_model(loaded, _OUTPUT.value)} ({', '.join(loaded.source['runs'])}).")
+  f = flags.FLAGS
+  loaded = model_lib.from_workdir(f.workdir, f.run, f.data_dir)
+  print(f"Wrote {export_model(loaded, f.output)} ({', '.join(loaded.source['runs'])}).")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags defined here only, so that importing this module defines none
+  flags.DEFINE_string("workdir", None, "Training workdir.")
+  flags.DEFINE_string("run", "", "One run only, e.g. fold1_seed0 (default: all, averaged).")
+  flags.DEFINE_string("output", None, "Folder to write model.jax and preprocessing.json.")
+  flags.DEFINE_string("data_dir", "", "TFDS data_dir, if not the one the run used.")
   flags.mark_flags_as_required(["workdir", "output"])
   cli.run(main)
