@@ -30,7 +30,6 @@ from emer_jax.protocols import TARGETS
 from emer_jax.train import multi_run, steps, trainer
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", "configs/benchmark.py", "Benchmark config file.")
 
 # Dense peak FLOP/s per chip, by `device_kind`, for the dtype a step computes in. On these GPUs
 # JAX computes float32 products in TF32 by default, and on TPUs in bfloat16 passes, so float32
@@ -242,5 +241,6 @@ def main(argv):
   print(json.dumps(run(FLAGS.config)))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags defined here only, so that importing this module defines none
+  config_flags.DEFINE_config_file("config", "configs/benchmark.py", "Benchmark config file.")
   cli.run(main)
