@@ -34,7 +34,6 @@ from tqdm.auto import tqdm
 from emer_jax import cli
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
-from emer_jax.data.splits import make_split
 from emer_jax.evaluation import corruptions as corruptions_lib
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.evaluation import plots, tables
@@ -71,18 +70,6 @@ def _read_results(workdir: str) -> dict:
     )
   with open(path) as f:
     return json.load(f)
-
-
-def _split(config, data, fold: int):
-  """The run's split, as the trainer made it."""
-  return make_split(
-    data.index["fold"],
-    data.index["subject_id"],
-    fold,
-    scheme=config.fold_scheme,
-    val_fraction=config.val_fraction,
-    seed=config.seed,
-  )
 
 
 def selected_state(config, workdir: str, run: dict, targets, mesh):
@@ -156,7 +143,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
   per_row = [[] for _ in settings]
   frequent = []
   for run in results["runs"]:
-    split = _split(config, data, run["fold"])
+    split = trainer.run_split(config, data, run["fold"])
     if len(split.test) != run["num_test"]:
       raise ValueError(
         f"Fold {run['fold']} has {len(split.test)} test samples here but {run['num_test']} in "

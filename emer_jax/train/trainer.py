@@ -181,7 +181,8 @@ def _write_results(config, out_dir, runs, recorded: dict) -> dict:
 # --- One run -----------------------------------------------------------------------------------
 
 
-def _split(config, data, fold):
+def run_split(config, data, fold):
+  """A run's train/val/test split of the dataset (robustness re-derives it the same way)."""
   return make_split(
     data.index["fold"],
     data.index["subject_id"],
@@ -230,7 +231,7 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
   if os.path.exists(done_path):
     return _finished_run(done_path, config)
   targets = run_targets(config)
-  split = _split(config, data, fold)
+  split = run_split(config, data, fold)
   data = _normalised(data, split.train, config, pipeline.normalisation_path(workdir, fold, seed))
   total_steps, steps_per_epoch = _total_steps(config, split)
   cadence = Cadence(
@@ -694,7 +695,7 @@ def evaluate(config, workdir: str) -> dict:
   for seed in config.seeds:
     for fold in config.folds:
       graphdef, abstract, state = init_state(config, head_sizes(targets), seed, 0, mesh)
-      split = _split(config, data, fold)
+      split = run_split(config, data, fold)
       run_data = eval_normalised(config, data, split, workdir, out_dir, fold, seed)
       with jax.set_mesh(mesh):
         source = sources.get((fold, seed))
