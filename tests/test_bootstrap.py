@@ -81,6 +81,44 @@ def test_intervals_match_a_direct_computation_and_sklearn():
     np.testing.assert_allclose(found["ci95"][f"{target}/{metric}"], expected, rtol=1e-9)
 
 
+def test_masked_and_unmasked_intervals_match_a_direct_computation():
+  """With a `masked` column, war/uar on the masked and on the other drawn samples, and mae."""
+  runs = []
+  for fold, seed in ((3, 4), (5, 5)):
+    frame = _frame(12, 0.5, seed=seed)
+    frame["masked"] = np.random.default_rng(seed).random(12) < 0.4
+    runs.append((fold, frame))
+  num = 40
+  found = bootstrap.intervals(runs, seed=7, num=num)["ci95"]
+  draws = {
+    fold: np.random.default_rng([7, fold]).integers(0, len(f), (num, len(f))) for fold, f in runs
+  }
+  for subset in ("masked", "unmasked"):
+    direct = {"war": [], "uar": [], "mae": []}
+    for b in range(num):
+      per_run = {k: [] for k in direct}
+      for fold, frame in runs:
+        rows = frame.iloc[draws[fold][b]]
+        rows = rows[rows["masked"] == (subset == "masked")]
+        if not len(rows):
+          per_run["war"].append(np.nan), per_run["uar"].append(np.nan)
+          per_run["mae"].append(np.nan)
+          continue
+        truth, pred = rows["er_emotion"], rows["pred_er_emotion"]
+        per_run["war"].append(sk.accuracy_score(truth, pred))
+        labels = np.unique(truth)
+        per_run["uar"].append(sk.recall_score(truth, pred, labels=labels, average="macro"))
+        per_run["mae"].append(sk.mean_absolute_error(rows["er_valence"], rows["pred_er_valence"]))
+      for k in direct:
+        direct[k].append(np.mean(per_run[k]))
+    for metric, values in direct.items():
+      target = "er_valence" if metric == "mae" else "er_emotion"
+      values = np.asarray(values)
+      expected = np.percentile(values[np.isfinite(values)], [2.5, 97.5])
+      np.testing.assert_allclose(found[f"{target}/{metric}_{subset}"], expected, rtol=1e-9)
+  assert "er_emotion/f1_weighted_masked" not in found
+
+
 def _cell(path, frames, fold_ids):
   """A finished cell: predictions CSVs and a results.json naming its runs."""
   runs = []

@@ -97,6 +97,7 @@ def test_er7_five_folds_write_every_report_and_match_sklearn(small_data_dir, tmp
       for name, value in expected.items():
         assert got[name] == pytest.approx(value, abs=1e-12), (target, name)
       masked = frame["er_emotion"] != frame["fer_emotion"]
+      np.testing.assert_array_equal(frame["masked"], masked.astype(int))
       for subset, rows in (("masked", masked), ("unmasked", ~masked)):
         if rows.any():
           expected = skm.accuracy_score(frame[target][rows], frame[f"pred_{target}"][rows])
@@ -117,6 +118,8 @@ def test_er7_five_folds_write_every_report_and_match_sklearn(small_data_dir, tmp
   assert list(table["fold"]) == ["1", "2", "3", "4", "5", "mean", "std", "ci95_lo", "ci95_hi"]
   lo, hi = results["ci95"]["er_emotion/war"]
   assert lo <= results["mean"]["er_emotion/war"] <= hi and results["bootstrap"]["resamples"] == 1000
+  lo, hi = results["ci95"]["er_emotion/war_masked"]
+  assert lo <= results["mean"]["er_emotion/war_masked"] <= hi
   assert {"er_emotion/war", "er_emotion/ref_war", "fer_emotion/uar"} <= set(table.columns)
   assert "Reference-style" in (workdir / "results.md").read_text()
   recall = pd.read_csv(workdir / "per_class_recall.csv")

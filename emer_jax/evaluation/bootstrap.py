@@ -43,21 +43,37 @@ def draws(num_samples: int, fold: int, seed: int = SEED, num: int = NUM_RESAMPLE
   return np.random.default_rng([seed, fold]).integers(0, num_samples, (num, num_samples))
 
 
-def resampled_scores(y_true, y_pred, target: str, positions: np.ndarray) -> dict[str, np.ndarray]:
+def resampled_scores(
+  y_true, y_pred, target: str, positions: np.ndarray, rows=None
+) -> dict[str, np.ndarray]:
   """Each pooled metric of `target` on every resample: {metric: (num,)}.
 
   y_true, y_pred: (N,) truths and predictions (class indices or values) of one run;
-  positions: (num, N) resampled positions (`draws`).
+  positions: (num, N) resampled positions (`draws`); rows: optional (N,) booleans: then only the
+  drawn samples where `rows` holds count (e.g. the masked ones), and only the
+  `metrics.SUBSET_METRICS` are returned.
   """
   spec = TARGETS[target]
   if spec.kind == "classification":
     y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    num_classes = len(spec.class_names)
+    if rows is not None:  # the other samples go to an extra class, cut off below
+      y_true, y_pred = (np.where(rows, y, num_classes) for y in (y_true, y_pred))
     confusion = metrics_lib.batched_confusion(
-      y_true[positions], y_pred[positions], len(spec.class_names)
+      y_true[positions], y_pred[positions], num_classes + (rows is not None)
     )
-    return metrics_lib.classification_scores(confusion)
-  y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
-  return metrics_lib.regression_scores(y_true[positions], y_pred[positions])
+    scores = metrics_lib.classification_scores(confusion[..., :num_classes, :num_classes])
+  else:
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    if rows is not None:
+      weight = np.asarray(rows, np.float64)[positions]
+      with np.errstate(invalid="ignore", divide="ignore"):
+        error = np.abs(y_pred - y_true)[positions]
+        return {"mae": (error * weight).sum(-1) / weight.sum(-1)}
+    scores = metrics_lib.regression_scores(y_true[positions], y_pred[positions])
+  if rows is None:
+    return scores
+  return {m: scores[m] for m in metrics_lib.SUBSET_METRICS[spec.kind]}
 
 
 def interval(values: np.ndarray, level: float = LEVEL) -> list[float]:
@@ -87,11 +103,16 @@ def _run_scores(runs: Runs, fold_draws) -> list[dict[str, np.ndarray]]:
   """Per run, {'target/metric': (num,)} on that fold's resamples."""
   out = []
   for fold, frame in runs:
+    subsets = {"": None}
+    if predictions.MASKED in frame:  # `metrics.masked_metrics`' subsets
+      masked = frame[predictions.MASKED].to_numpy().astype(bool)
+      subsets |= {"_masked": masked, "_unmasked": ~masked}
     scores = {}
     for target in predictions.targets_in(frame):
       truth, pred = frame[target].to_numpy(), frame[predictions.PRED_PREFIX + target].to_numpy()
-      for metric, values in resampled_scores(truth, pred, target, fold_draws[fold]).items():
-        scores[f"{target}/{metric}"] = values
+      for suffix, rows in subsets.items():
+        found = resampled_scores(truth, pred, target, fold_draws[fold], rows)
+        scores |= {f"{target}/{metric}{suffix}": values for metric, values in found.items()}
     out.append(scores)
   return out
 
@@ -192,7 +213,9 @@ def mark_ties(records: Sequence[Mapping], workdirs: Mapping, seed: int = SEED, n
     target, _, metric = name.rpartition("/")
     if direction is None or target not in TARGETS:
       continue
-    if metric not in METRICS[TARGETS[target].kind]:
+    kind = TARGETS[target].kind
+    subset_metric = metric.rsplit("_", 1)[0] in metrics_lib.SUBSET_METRICS[kind]
+    if metric not in METRICS[kind] and not subset_metric:
       continue
     finite = [r for r in cells if np.isfinite(r["mean"])]
     if not finite:
@@ -207,6 +230,8 @@ def mark_ties(records: Sequence[Mapping], workdirs: Mapping, seed: int = SEED, n
       if not np.isfinite(r["mean"]):
         r["tied"] = False
         continue
+      if name not in means_of(best_key) or name not in means_of(key):
+        continue  # e.g. masked accuracy of predictions written without the `masked` column
       a, b = means_of(best_key)[name], means_of(key)[name]
       _check_paired(cells_runs[best_key], cells_runs[key])
       lo, hi = interval((a - b) if direction else (b - a))

@@ -1,8 +1,9 @@
 """Per-sample test predictions as CSV, and metrics recomputed from them.
 
 `predictions_fold{k}_seed{s}.csv` has, in order: `sample_id`, `subject_id`; per target `<target>`
-(the truth) and `pred_<target>` (a class index, or a value for regression); and per
-classification target its class probabilities `prob_<target>_<class name>`. Rows keep evaluation
+(the truth) and `pred_<target>` (a class index, or a value for regression); per
+classification target its class probabilities `prob_<target>_<class name>`; and `masked` (1 where
+the genuine emotion differs from the displayed one, ER ≠ FER, else 0) when the writer knows it. Rows keep evaluation
 order, so reference-style (batch-averaged) metrics can be recomputed from the file as well.
 """
 
@@ -17,6 +18,7 @@ from emer_jax.protocols import TARGETS
 
 PRED_PREFIX = "pred_"
 PROB_PREFIX = "prob_"
+MASKED = "masked"
 
 
 def predictions_path(out_dir, fold: int, seed: int) -> Path:
@@ -33,6 +35,7 @@ def write_predictions(
   y_true: Mapping,
   y_pred: Mapping,
   probabilities: Mapping | None = None,
+  masked=None,
 ) -> Path:
   """Write one fold × seed's predictions; returns the file's path.
 
@@ -42,6 +45,7 @@ def write_predictions(
       given as (N, C) scores, stored as their argmax; a regression one as (N,) or (N, 1).
     probabilities: optional {target: (N, C)} per classification target; its columns are named
       `prob_<target>_<class name>` after `TARGETS[target].class_names`.
+    masked: optional (N,) booleans, true where ER ≠ FER (the `masked` column).
   """
   frame = {"sample_id": np.asarray(sample_id), "subject_id": np.asarray(subject_id)}
   for name, truth in y_true.items():
@@ -58,6 +62,8 @@ def write_predictions(
       raise ValueError(f"{name} has {len(class_names)} classes; probabilities are {probs.shape}.")
     for i, class_name in enumerate(class_names):
       frame[f"{PROB_PREFIX}{name}_{class_name}"] = probs[:, i]
+  if masked is not None:
+    frame[MASKED] = np.asarray(masked, bool).astype(np.int8)
   lengths = {key: len(column) for key, column in frame.items()}
   if len(set(lengths.values())) != 1:
     raise ValueError(f"Columns differ in length: {lengths}.")

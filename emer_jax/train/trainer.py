@@ -631,7 +631,9 @@ def _write_run(out_dir, result, data, indices, targets, outputs):
   labels = labels_of(data, indices, targets)
   for name, values in metrics_lib.masked_metrics(labels, outputs, masked).items():
     result["metrics"][name] |= values
-  _write_predictions(out_dir, result["fold"], result["seed"], data, indices, targets, outputs)
+  _write_predictions(
+    out_dir, result["fold"], result["seed"], data, indices, targets, outputs, masked
+  )
   os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
   write_json(
     os.path.join(out_dir, "runs", f"{run_name(result['fold'], result['seed'])}.json"), result
@@ -656,7 +658,7 @@ def _normalised(data, train_indices, config, path):
   return data
 
 
-def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs):
+def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs, masked):
   if jax.process_index():
     return
   classification = [t for t in targets if TARGETS[t].kind == "classification"]
@@ -670,6 +672,7 @@ def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs):
     y_true=labels_of(data, indices, targets),
     y_pred=outputs,
     probabilities=jax.device_get(probabilities),
+    masked=masked,
   )
 
 
