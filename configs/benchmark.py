@@ -17,6 +17,10 @@ def get_config(variant="reference"):
   c.benchmark.warmup_steps = 3
   c.benchmark.steps = 20
   c.benchmark.input_batches = 20  # 0 skips the input-pipeline measurement
+  # A real protocol run (`folds` × `seeds`, this many steps each, data, validation, checkpoints
+  # and reports included) timed as a user would; 0 skips it.
+  c.benchmark.end_to_end_steps = 20
+  c.folds = (1,)
   # Runs trained together on data sampled on the devices, e.g. (1, 2, 4, 8); () skips it.
   c.benchmark.parallel_runs = ()
   c.benchmark.steps_per_call = 4  # steps of the parallel runs per host call

@@ -6,7 +6,9 @@
 
 Prints one JSON line. Steps run on synthetic batches of the configured shapes placed on the
 mesh, so the model's speed is measured apart from the input pipeline, which is timed alone.
-`flops_per_sample` comes from XLA's cost analysis of the compiled train step, `mfu` from it and
+`end_to_end_samples_per_s` times a real protocol run of the config (`folds` × `seeds`,
+`benchmark.end_to_end_steps` steps each) through the trainer, from opening the data to the
+reports. `flops_per_sample` comes from XLA's cost analysis of the compiled train step, `mfu` from it and
 the device's peak FLOP/s (`PEAK_FLOPS`; null where unknown, e.g. on a CPU). With
 `benchmark.parallel_runs`, R runs train together (`train.multi_run`) on data sampled on the
 devices, `benchmark.steps_per_call` steps per call, for each R listed.
@@ -14,6 +16,7 @@ devices, `benchmark.steps_per_call` steps per call, for each R listed.
 
 import json
 import statistics
+import tempfile
 import time
 
 import jax
@@ -179,6 +182,27 @@ def _sweep(config, heads, flops_per_sample) -> list[dict]:
   ]
 
 
+def _end_to_end(config) -> dict | None:
+  """Training samples per second of `trainer.train_and_evaluate` over the config's folds ×
+  seeds, `benchmark.end_to_end_steps` steps each: what a user's protocol run gets, with opening
+  the data, compiling, validation, checkpoints, testing and reports in the wall time."""
+  steps_each = config.benchmark.end_to_end_steps
+  if not steps_each:
+    return None
+  run_config = config.copy_and_resolve_references()
+  with run_config.unlocked():
+    del run_config.benchmark
+    run_config.total_steps = steps_each
+  num_runs = len(config.folds) * len(config.seeds)
+  logs.phase(f"timing a protocol run: {num_runs} run(s) × {steps_each} steps, end to end")
+  with tempfile.TemporaryDirectory(prefix="emer_benchmark_") as workdir:
+    start = time.perf_counter()
+    trainer.train_and_evaluate(run_config, workdir)
+    wall_s = time.perf_counter() - start
+  samples = num_runs * steps_each * config.batch_size
+  return {"samples_per_s": samples / wall_s, "wall_s": wall_s, "runs": num_runs}
+
+
 def run(config) -> dict:
   config_check.check(config)
   mesh = trainer.make_mesh(config)
@@ -215,10 +239,13 @@ def run(config) -> dict:
     _time_steps(lambda: eval_step(holder["state"], eval_batch), bench.warmup_steps)
     eval_times = _time_steps(lambda: eval_step(holder["state"], eval_batch), bench.steps)
   step_s = statistics.median(train_times)
+  end_to_end = _end_to_end(config)
   flops = _flops(compiled, mesh.size)
   flops_per_sample = flops / config.batch_size if flops else None
   return {
     "train_samples_per_s": config.batch_size / step_s,
+    "end_to_end_samples_per_s": end_to_end and end_to_end["samples_per_s"],
+    "end_to_end": end_to_end,
     "flops_per_sample": flops_per_sample,
     "mfu": _mfu(flops_per_sample, config.batch_size / step_s, config, mesh.size),
     "parallel_runs": _sweep(config, heads, flops_per_sample),

@@ -120,7 +120,7 @@ def config_errors(c) -> list[str]:
     errors += _init_checkpoint_errors(c.init_checkpoint)
   if "benchmark" in c:
     need(_positive_int(c.benchmark.steps), "benchmark.steps", "expected a positive integer")
-    for key in ("benchmark.warmup_steps", "benchmark.input_batches"):
+    for key in ("benchmark.warmup_steps", "benchmark.input_batches", "benchmark.end_to_end_steps"):
       need(_non_negative(_get(c, key)), key, "expected an integer ≥ 0")
   return errors
 

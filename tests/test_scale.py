@@ -248,6 +248,7 @@ def test_benchmark_prints_one_json_line(small_data_dir):
     "--config.mesh.model=2",
     "--config.benchmark.parallel_runs=(2,)",
     "--config.benchmark.steps_per_call=2",
+    "--config.benchmark.end_to_end_steps=2",
     *TINY,
   ]
   out = subprocess.run(
@@ -263,6 +264,7 @@ def test_benchmark_prints_one_json_line(small_data_dir):
   for key in ("train_samples_per_s", "eval_samples_per_s", "step_ms", "compile_s"):
     assert report[key] > 0, key
   assert report["input_samples_per_s"] > 0
+  assert report["end_to_end"]["runs"] == 1 and report["end_to_end_samples_per_s"] > 0
   assert "peak_memory_bytes" in report  # None where the backend has no memory statistics
   assert report["device_kind"] == "cpu" and report["device_count"] == 8
   assert report["mesh"] == {"data": 4, "model": 2}
