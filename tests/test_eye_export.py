@@ -1,6 +1,7 @@
 """Eye exports as Tobii Pro Lab writes them → the model's 39 columns; each defect named."""
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -58,15 +59,23 @@ def test_export_variants_give_the_same_39_columns(rows, tmp_path, variant):
 def test_xlsx_falls_back_to_openpyxl(rows, tmp_path, monkeypatch):
   path = tmp_path / "e.xlsx"
   write_eye(path, eye_table("1_film_sad", 1, rows))
-  read_excel = pd.read_excel
-
-  def no_calamine(*args, engine=None, **kwargs):
-    if engine == "calamine":
-      raise ImportError("Missing optional dependency 'python-calamine'.")
-    return read_excel(*args, engine=engine, **kwargs)
-
-  monkeypatch.setattr(pd, "read_excel", no_calamine)
+  monkeypatch.setitem(sys.modules, "python_calamine", None)  # `import python_calamine` fails
+  with pytest.raises(ImportError):
+    eye_export._calamine_table(path)
   np.testing.assert_allclose(release.read_eye(path, {}).values, rows, rtol=1e-15, atol=0)
+
+
+def test_calamine_table_reads_as_pandas_does(rows, tmp_path):
+  """Repeated, empty and numeric headers, a blank row, text and empty cells: as pandas reads them."""
+  table = eye_table("1_film_sad", 1, rows[:20]).astype(object)
+  table.columns = [*table.columns[:-3], "Gaze point X [DACS px]", "", 5]
+  table.iloc[4] = None  # a blank row
+  path = tmp_path / "e.xlsx"
+  write_eye(path, table)
+  expected = pd.read_excel(path, engine="calamine")
+  expected.columns = expected.columns.map(str)  # headers are read as text
+  got = eye_export._calamine_table(path)
+  pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_index_type=False)
 
 
 def _broken(tmp_path, rows, edit, suffix=".tsv"):

@@ -224,13 +224,45 @@ def read_table(path: pathlib.Path) -> tuple[pd.DataFrame, bool]:
   """
   if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
     try:
-      return pd.read_excel(path, engine="calamine"), True
+      return _calamine_table(path), True
     except ImportError:
       return pd.read_excel(path), True
   with open(path, encoding="utf-8-sig") as f:
     first = f.readline()
   sep = max(("\t", ";", ","), key=first.count)
   return pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig"), sep != ","
+
+
+def _header(j: int, cell) -> str:
+  """A header cell as pandas names it (`Unnamed: 3` when empty, `5` for 5.0)."""
+  if cell == "":
+    return f"Unnamed: {j}"
+  return str(int(cell)) if isinstance(cell, float) and cell.is_integer() else str(cell)
+
+
+def _calamine_table(path: pathlib.Path) -> pd.DataFrame:
+  """The first sheet as `pd.read_excel` reads it (header on row 1, repeated headers `X.1`),
+  built column by column from python-calamine's cells (pandas' calamine
+  engine converts cell by cell in Python)."""
+  import python_calamine  # noqa: PLC0415 - optional; ImportError selects openpyxl
+
+  rows = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+  if not rows:
+    return pd.DataFrame()
+  names, seen = [], {}
+  for j, cell in enumerate(rows[0]):
+    name = _header(j, cell)
+    names.append(f"{name}.{seen[name]}" if name in seen else name)
+    seen[name] = seen.get(name, 0) + 1
+  body = np.array(rows[1:], dtype=object).reshape(len(rows) - 1, len(names))
+  body[body == ""] = np.nan  # empty cells
+  table = {}
+  for name, cells in zip(names, body.T, strict=True):
+    try:
+      table[name] = cells.astype(np.float64)
+    except (TypeError, ValueError):  # text or dates: kept as cells
+      table[name] = cells
+  return pd.DataFrame(table)
 
 
 def _eye_tracker_rows(table: pd.DataFrame, path) -> pd.DataFrame:
