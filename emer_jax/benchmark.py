@@ -14,8 +14,10 @@ the device's peak FLOP/s (`PEAK_FLOPS`; null where unknown, e.g. on a CPU). With
 devices, `benchmark.steps_per_call` steps per call, for each R listed.
 """
 
+import contextlib
 import json
 import statistics
+import sys
 import tempfile
 import time
 
@@ -195,7 +197,11 @@ def _end_to_end(config) -> dict | None:
     run_config.total_steps = steps_each
   num_runs = len(config.folds) * len(config.seeds)
   logs.phase(f"timing a protocol run: {num_runs} run(s) × {steps_each} steps, end to end")
-  with tempfile.TemporaryDirectory(prefix="emer_benchmark_") as workdir:
+  # The run's "wrote …" lines go to stderr: stdout holds the benchmark's one JSON line.
+  with (
+    tempfile.TemporaryDirectory(prefix="emer_benchmark_") as workdir,
+    contextlib.redirect_stdout(sys.stderr),
+  ):
     start = time.perf_counter()
     trainer.train_and_evaluate(run_config, workdir)
     wall_s = time.perf_counter() - start
