@@ -48,12 +48,23 @@ LOWER_IS_BETTER = ("mae", "mse", "rmse")
 EVAL_DIR = "eval"
 
 
-class NonFiniteError(FloatingPointError):
-  pass
+class NonFiniteError(config_check.UserError, FloatingPointError):
+  """A stop the message explains (too high a learning rate, bad data): one line, no traceback."""
 
 
 class NothingToEvaluate(config_check.UserError):
   pass
+
+
+class Interrupted(KeyboardInterrupt):
+  """Ctrl-C in a run; the message names the run and the checkpoint a rerun resumes from."""
+
+  def __init__(self, name: str, latest, total_steps: int):
+    step = latest.latest_step()
+    where = (
+      f"its last checkpoint is step {step} of {total_steps}" if step else "it has no checkpoint"
+    )
+    super().__init__(f"Interrupted in {name}; {where}. Rerun the same command to resume.")
 
 
 def make_mesh(config) -> jax.sharding.Mesh:
@@ -289,6 +300,8 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
       }
       _write_run(workdir, result, data, split.test, targets, outputs)
       writer.write_test(result["selected_step"], metrics_lib.flatten_scalars(test, "test/"))
+    except KeyboardInterrupt:
+      raise Interrupted(name, latest, total_steps) from None
     finally:
       writer.close()
   return result
