@@ -103,8 +103,9 @@ def timed(cmd) -> tuple[float, str]:
   return time.monotonic() - start, out
 
 
-def tree(root, skip=()) -> dict:
-  """{relative path: sha256} of the files under `root`, but those whose path starts with `skip`."""
+def tree(root, skip=(), named=None) -> dict:
+  """{relative path: sha256} of the files under `root`, but those whose path starts with `skip`;
+  `named` (a folder) is read as "W" in the files, which may name where they were written."""
   out = {}
   for parent, _, files in os.walk(root):
     for name in files:
@@ -112,5 +113,8 @@ def tree(root, skip=()) -> dict:
       rel = os.path.relpath(path, root)
       if not rel.startswith(tuple(skip)):
         with open(path, "rb") as f:
-          out[rel] = hashlib.sha256(f.read()).hexdigest()
+          data = f.read()
+        if named:
+          data = data.replace(os.fsencode(named), b"W")
+        out[rel] = hashlib.sha256(data).hexdigest()
   return out

@@ -7,6 +7,7 @@ delay shorter than the stage takes on a 2-core CPU (the constants below, measure
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -83,7 +84,7 @@ def evaluated(finished, tmp_path_factory):
   config = config.copy_and_resolve_references()
   config.mode = "eval"
   trainer.train_and_evaluate(config, copy)
-  return faults.tree(os.path.join(copy, "eval"))
+  return faults.tree(os.path.join(copy, "eval"), named=copy)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -95,8 +96,9 @@ def test_eval_mode_killed_then_rerun_writes_what_an_uninterrupted_one_does(
   cmd = _main(workdir, small_data_dir, "--config.mode=eval")
   stopped = faults.stop(cmd, seed=seed, within=EVAL_SECONDS, after="evaluating 38 test samples")
   assert stopped.killed or seed, stopped.output  # CI's seed lands inside the stage
-  faults.finish(cmd)
-  assert faults.tree(os.path.join(workdir, "eval")) == evaluated
+  out = faults.finish(cmd)
+  assert "wrote logs" not in out  # eval mode writes no logs or checkpoints
+  assert faults.tree(os.path.join(workdir, "eval"), named=workdir) == evaluated
   assert faults.tree(workdir, skip=("eval",)) == trained  # nothing training owns was touched
 
 
@@ -152,10 +154,13 @@ def test_ctrl_c_says_where_it_stopped_and_the_rerun_resumes_then_restart_moves_i
   faults.assert_clean_exit(stopped.output)
   latest = os.listdir(os.path.join(workdir, "checkpoints", "fold1_seed0", "latest"))
   last = max(int(d) for d in latest if d.isdigit())
-  assert stopped.output.rstrip().splitlines()[-1] == (
-    f"Interrupted in fold1_seed0; its last checkpoint is step {last} of 6. "
-    "Rerun the same command to resume."
+  message = stopped.output.rstrip().splitlines()[-1]
+  step = re.fullmatch(
+    rf"Interrupted fold1_seed0 at step (\d) of 6; the last checkpoint is step {last}\. Rerun the "
+    r"same command to resume\.",
+    message,
   )
+  assert step and last <= int(step[1]) < 6, stopped.output
 
   changed = _main(workdir, small_data_dir, "--config.learning_rate=0.5")
   before = faults.tree(workdir)
@@ -177,14 +182,20 @@ def test_ctrl_c_says_where_it_stopped_and_the_rerun_resumes_then_restart_moves_i
   assert _json(os.path.join(workdir, "results.json")) == _json(os.path.join(full, "results.json"))
 
   finished_tree = faults.tree(workdir, skip=(".lock",))
+  trained_anew = _checkpointed(workdir, 2)
   restarted = faults.stop(
-    [*changed, "--restart"], seed=0, within=0.0, after=_checkpointed(workdir, 2), sig=signal.SIGINT
+    [*changed, "--restart"],
+    seed=0,
+    within=0.0,
+    after=lambda out: "training" in out and trained_anew(out),
+    sig=signal.SIGINT,
   )
   assert restarted.returncode == 130, restarted.output
   (aside,) = [d for d in os.listdir(workdir) if d.startswith("before-restart-")]
   assert faults.tree(os.path.join(workdir, aside)) == finished_tree
   assert _json(os.path.join(workdir, "config.json"))["learning_rate"] == 0.5
-  assert [s for s, _ in _losses(workdir)] == [2]  # trained anew, not resumed
+  logged = [s for s, _ in _losses(workdir)]
+  assert logged[0] == 2 and logged[-1] < 6 and logged == sorted(set(logged))  # anew, not resumed
   assert not os.path.exists(os.path.join(workdir, "runs", "fold1_seed0.json"))
 
 

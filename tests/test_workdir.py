@@ -294,3 +294,24 @@ def test_convert_of_a_zip_with_a_broken_pickle_names_the_file(tmp_path):
     archive.writestr("archive/data.pkl", pickle.dumps({"a": 1})[:-5] + b"\x99garbage")
   with pytest.raises(ValueError, match=r"broken\.pth: cannot read archive/data\.pkl"):
     load_torch_file(path)
+
+
+def test_a_non_finite_stop_is_one_line_and_ctrl_c_exits_130(monkeypatch, capsys):
+  """What `cli.run` makes of the trainer's stops (the end-to-end Ctrl-C is in test_faults.py)."""
+  message = "Non-finite loss and gradients at step 2; the update was skipped and the run stopped."
+
+  def non_finite(argv):
+    raise trainer.NonFiniteError(message)
+
+  def interrupted(argv):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(sys, "argv", ["main"])
+  with pytest.raises(SystemExit) as stop:
+    cli.run(non_finite)
+  assert stop.value.code == 1
+  assert capsys.readouterr().err == f"Error: {message}\n"
+  assert cli.run(interrupted) == 130
+  assert capsys.readouterr().err == (
+    "Interrupted. Rerun the same command to resume from the last checkpoint.\n"
+  )
