@@ -26,6 +26,7 @@ def _run(*args):
     [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=900
   )
   assert out.returncode == 0, out.stdout + out.stderr
+  faults.assert_clean_exit(out.stdout + out.stderr)
 
 
 @pytest.mark.skipif(not CHECKPOINT.exists(), reason=f"reference fixtures not at {CHECKPOINT}")
