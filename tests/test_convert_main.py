@@ -108,8 +108,12 @@ def _arrays(model_dir) -> dict:
 
   with ocp.StandardCheckpointer() as checkpointer:
     tree = checkpointer.restore(model_dir)
-  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(path): np.asarray(value) for path, value in leaves}
+  out = {}
+  for path, value in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+      value = jax.random.key_data(value)
+    out[jax.tree_util.keystr(path)] = np.asarray(value)
+  return out
 
 
 @pytest.mark.skipif(not CHECKPOINT.exists(), reason=f"reference fixtures not at {CHECKPOINT}")
