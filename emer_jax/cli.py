@@ -68,9 +68,8 @@ def run(main, user_errors=()) -> int:
     logs.run(main, flags_parser=_parse_flags)
   except USER_ERRORS + tuple(user_errors) as e:
     _fail(e)
-  except KeyboardInterrupt:
-    print(
-      "Interrupted. Rerun the same command to resume from the last checkpoint.", file=sys.stderr
-    )
+  except KeyboardInterrupt as e:  # the trainer's says where the run stopped
+    message = str(e) or "Interrupted. Rerun the same command to resume from the last checkpoint."
+    print(message, file=sys.stderr, flush=True)
     return 130
   return 0

@@ -31,6 +31,21 @@ flags.FLAGS.mark_as_parsed()
 import pytest  # noqa: E402
 
 
+def pytest_addoption(parser):
+  parser.addoption(
+    "--many-seeds", action="store_true", help="also run the many_seeds tests (fault injection)"
+  )
+
+
+def pytest_collection_modifyitems(config, items):
+  if config.getoption("--many-seeds"):
+    return
+  skip = pytest.mark.skip(reason="fault injection at more seeds: pytest --many-seeds")
+  for item in items:
+    if "many_seeds" in item.keywords:
+      item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def small_data_dir(tmp_path_factory):
   """A TFDS data_dir holding `emer/synthetic_small`, built once per test session."""
@@ -39,3 +54,26 @@ def small_data_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("tfds"))
   open_source("emer/synthetic_small", data_dir)
   return data_dir
+
+
+def tiny_run_config(data_dir):
+  """The quickstart with a tiny EMERT, 6 steps: tests/test_train.py's `_main` as a config."""
+  from tests.test_train import tiny_config
+
+  config = tiny_config(data_dir)
+  config.total_steps = 6
+  config.log_every_steps = 2
+  config.checkpoint_every_steps = 2
+  config.eval_every_steps = 3
+  return config
+
+
+@pytest.fixture(scope="session")
+def finished(small_data_dir, tmp_path_factory):
+  """(workdir, config): one uninterrupted tiny run (`tiny_run_config`), never modified by tests."""
+  from emer_jax.train import trainer
+
+  workdir = str(tmp_path_factory.mktemp("finished"))
+  config = tiny_run_config(small_data_dir)
+  trainer.train_and_evaluate(config, workdir)
+  return workdir, config

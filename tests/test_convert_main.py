@@ -15,6 +15,7 @@ from emer_jax.convert import load_reference_checkpoint, reference_forward
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.data.splits import make_split
+from tests import faults
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT = REPO.parent / "shared" / "reference" / "reference_emert_weights.pth"
@@ -25,6 +26,7 @@ def _run(*args):
     [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=900
   )
   assert out.returncode == 0, out.stdout + out.stderr
+  faults.assert_clean_exit(out.stdout + out.stderr)
 
 
 @pytest.mark.skipif(not CHECKPOINT.exists(), reason=f"reference fixtures not at {CHECKPOINT}")
@@ -85,3 +87,48 @@ def test_a_conversion_killed_midway_leaves_the_earlier_one(tmp_path):
   assert model_metadata(str(output / "model"))
   _run("emer_jax.convert", f"--checkpoint={CHECKPOINT}", f"--output={output}")
   assert (output / "notes.txt").read_text() == "mine" and not list(tmp_path.glob(".converted.*"))
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+  """(seconds, folder) of an uninterrupted conversion."""
+  output = tmp_path_factory.mktemp("reference") / "converted"
+  seconds, _ = faults.timed(_convert(output))
+  return seconds, output
+
+
+def _convert(output):
+  return faults.command("emer_jax.convert", f"--checkpoint={CHECKPOINT}", f"--output={output}")
+
+
+def _arrays(model_dir) -> dict:
+  """{key path: array} of an Orbax checkpoint: its contents, not its files' names or times."""
+  import jax
+  import orbax.checkpoint as ocp
+
+  with ocp.StandardCheckpointer() as checkpointer:
+    tree = checkpointer.restore(model_dir)
+  out = {}
+  for path, value in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+      value = jax.random.key_data(value)
+    out[jax.tree_util.keystr(path)] = np.asarray(value)
+  return out
+
+
+@pytest.mark.skipif(not CHECKPOINT.exists(), reason=f"reference fixtures not at {CHECKPOINT}")
+@pytest.mark.many_seeds
+@pytest.mark.parametrize("seed", range(4))
+def test_a_conversion_killed_at_a_seeded_moment_then_rerun_equals_an_uninterrupted_one(
+  converted, tmp_path, seed
+):
+  seconds, reference = converted
+  output = tmp_path / "converted"
+  faults.stop(_convert(output), seed=seed, within=seconds)
+  faults.finish(_convert(output))
+  assert (output / "config.json").read_bytes() == (reference / "config.json").read_bytes()
+  got, want = _arrays(output / "model"), _arrays(reference / "model")
+  assert sorted(got) == sorted(want)
+  for path, value in want.items():
+    np.testing.assert_array_equal(got[path], value, err_msg=path)
+  assert not list(tmp_path.glob(".converted.*"))

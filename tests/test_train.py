@@ -17,6 +17,7 @@ from emer_jax import models
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.train import optim, steps, trainer
+from tests.faults import assert_clean_exit
 from tests.noise import assert_quiet
 from tests.test_writers import scalar_events
 
@@ -99,6 +100,7 @@ def _main(workdir, data_dir, *extra):
 def _finish(proc):
   out, _ = proc.communicate(timeout=600)
   assert proc.returncode == 0, out
+  assert_clean_exit(out)
   return out
 
 

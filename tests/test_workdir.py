@@ -21,19 +21,12 @@ from emer_jax.evaluation import suite as suite_lib
 from emer_jax.protocols import head_sizes
 from emer_jax.train import checkpoint, trainer
 from emer_jax.train import workdir as workdir_lib
-from tests.test_train import REPO, TINY, tiny_config
+from tests import faults
+from tests.conftest import tiny_run_config
+from tests.test_train import REPO, TINY
 from tfds_emer import locks
 
 TRAINING_OWNED = ("checkpoints", "metrics.jsonl", "runs", "config.json", "results.json")
-
-
-def _config(data_dir):
-  config = tiny_config(data_dir)
-  config.total_steps = 6
-  config.log_every_steps = 2
-  config.checkpoint_every_steps = 2
-  config.eval_every_steps = 3
-  return config
 
 
 def _snapshot(workdir) -> dict:
@@ -48,15 +41,6 @@ def _snapshot(workdir) -> dict:
       with open(path, "rb") as f:
         out[os.path.relpath(path, workdir)] = hashlib.sha256(f.read()).hexdigest()
   return out
-
-
-@pytest.fixture(scope="module")
-def finished(small_data_dir, tmp_path_factory):
-  """(workdir, config): one uninterrupted tiny run, never modified by the tests."""
-  workdir = str(tmp_path_factory.mktemp("finished"))
-  config = _config(small_data_dir)
-  trainer.train_and_evaluate(config, workdir)
-  return workdir, config
 
 
 def _results(workdir):
@@ -95,7 +79,7 @@ def test_eval_mode_then_training_rerun_after_a_kill_equals_an_uninterrupted_run(
 
 
 def test_eval_mode_with_nothing_to_evaluate_names_what_it_looked_for(small_data_dir, tmp_path):
-  config = _config(small_data_dir)
+  config = tiny_run_config(small_data_dir)
   config.mode = "eval"
   with pytest.raises(trainer.NothingToEvaluate, match="fold1_seed0/best or .*fold1_seed0/latest"):
     trainer.train_and_evaluate(config, str(tmp_path))
@@ -184,7 +168,8 @@ def test_a_second_process_on_a_live_workdir_stops_naming_the_holder(small_data_d
     holder.wait()
   assert out.returncode == 1
   error = out.stderr.strip().splitlines()[-1]
-  assert f"pid {holder.pid}" in error and "Traceback" not in out.stderr
+  assert f"pid {holder.pid}" in error
+  faults.assert_clean_exit(out.stderr)
   assert os.listdir(tmp_path) == [".lock"]
 
 
@@ -291,7 +276,7 @@ def test_the_suite_refuses_a_finished_cell_of_another_config(finished, tmp_path)
 
 
 def test_init_checkpoint_of_other_sizes_lists_the_keys(small_data_dir, tmp_path):
-  config = _config(small_data_dir)
+  config = tiny_run_config(small_data_dir)
   other = config.model.copy_and_resolve_references()
   other.feature_dim = 8
   model = models.build_model(other, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
@@ -311,3 +296,24 @@ def test_convert_of_a_zip_with_a_broken_pickle_names_the_file(tmp_path):
     archive.writestr("archive/data.pkl", pickle.dumps({"a": 1})[:-5] + b"\x99garbage")
   with pytest.raises(ValueError, match=r"broken\.pth: cannot read archive/data\.pkl"):
     load_torch_file(path)
+
+
+def test_a_non_finite_stop_is_one_line_and_ctrl_c_exits_130(monkeypatch, capsys):
+  """What `cli.run` makes of the trainer's stops (the end-to-end Ctrl-C is in test_faults.py)."""
+  message = "Non-finite loss and gradients at step 2; the update was skipped and the run stopped."
+
+  def non_finite(argv):
+    raise trainer.NonFiniteError(message)
+
+  def interrupted(argv):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(sys, "argv", ["main"])
+  with pytest.raises(SystemExit) as stop:
+    cli.run(non_finite)
+  assert stop.value.code == 1
+  assert capsys.readouterr().err == f"Error: {message}\n"
+  assert cli.run(interrupted) == 130
+  assert capsys.readouterr().err == (
+    "Interrupted. Rerun the same command to resume from the last checkpoint.\n"
+  )

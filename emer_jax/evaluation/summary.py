@@ -121,10 +121,11 @@ def summary_lines(results: dict, workdir) -> list[str]:
     "per_class_recall.csv, predictions_fold*_seed*.csv)"
   )
   lines.append(f"wrote plots: {plots}{os.sep}  ({num_plots} files)")
-  lines.append(
-    f"wrote logs: {workdir / 'tensorboard'}{os.sep}  "
-    f"(tensorboard --logdir {workdir / 'tensorboard'}), checkpoints in {workdir / 'checkpoints'}"
-  )
+  if trained:  # eval mode writes neither
+    lines.append(
+      f"wrote logs: {workdir / 'tensorboard'}{os.sep}  "
+      f"(tensorboard --logdir {workdir / 'tensorboard'}), checkpoints in {workdir / 'checkpoints'}"
+    )
   return lines
 
 

@@ -40,7 +40,7 @@ from emer_jax.data.splits import make_split
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.evaluation import predictions, report
 from emer_jax.protocols import TARGETS, get_protocol, head_sizes
-from emer_jax.train import checkpoint, optim, steps
+from emer_jax.train import checkpoint, ctrl_c, optim, steps
 from emer_jax.train import workdir as workdir_lib
 from emer_jax.train.writers import MetricWriter, split_losses
 
@@ -48,8 +48,8 @@ LOWER_IS_BETTER = ("mae", "mse", "rmse")
 EVAL_DIR = "eval"
 
 
-class NonFiniteError(FloatingPointError):
-  pass
+class NonFiniteError(config_check.UserError, FloatingPointError):
+  """A stop the message explains (too high a learning rate, bad data): one line, no traceback."""
 
 
 class NothingToEvaluate(config_check.UserError):
@@ -244,7 +244,8 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
   logs.phase(f"{name}: building the model")
   graphdef, abstract, state = init_state(config, head_sizes(targets), seed, total_steps, mesh)
   run_dir = os.path.join(workdir, "checkpoints", name)
-  with jax.set_mesh(mesh), _managers(run_dir, config.keep_checkpoints) as (latest, best):
+  managers = _managers(run_dir, config.keep_checkpoints)
+  with jax.set_mesh(mesh), managers as (latest, best), ctrl_c.BetweenSteps() as interrupt:
     train_iter = _train_data(config, data, split, targets, seed)
     state, start = _open_or_resume(config, latest, graphdef, abstract, state, train_iter, name)
     eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
@@ -272,6 +273,7 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
         writer,
         (latest, best),
         name,
+        interrupt,
       )
       state = _select(best, chosen, state, abstract)
       outputs, test = evaluate_on(
@@ -469,8 +471,11 @@ def _fit(
   writer,
   managers,
   name,
+  interrupt,
 ):
-  """Trains from `start` to the last step; returns (state, the validation-best step or None)."""
+  """Trains from `start` to the last step; returns (state, the validation-best step or None).
+
+  After a step in which Ctrl-C was pressed (`interrupt`), raises `ctrl_c.Interrupted`."""
   latest, best = managers
   total_steps = cadence.total_steps
   dtype = jnp.dtype(config.dtype)
@@ -529,6 +534,11 @@ def _fit(
           data=grain.checkpoint.CheckpointSave(train_iter),
         ),
       )
+    if interrupt.pressed:
+      progress.close()
+      latest.wait_until_finished()
+      raise ctrl_c.Interrupted(name, step, latest.latest_step(), total_steps)
+  interrupt.restore()
   if progress is not None:
     progress.close()
   return state, best_step

@@ -1,0 +1,120 @@
+"""Fault injection: stop a command at a seeded moment, rerun it, compare with an uninterrupted run.
+
+  stopped = faults.stop(cmd, seed=3, within=20.0, after="writing reports")
+  out = faults.finish(cmd)
+  assert faults.tree(rerun_dir) == faults.tree(reference_dir)
+
+A moment is `after` (text the command prints, or a predicate) plus a delay drawn uniformly from
+[0, within) by `numpy.random.default_rng(seed)`: `within` is the measured length of the stage.
+"""
+
+import dataclasses
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT = 600
+
+
+@dataclasses.dataclass
+class Stopped:
+  returncode: int
+  output: str
+  delay: float  # seconds after the moment `after`
+
+  @property
+  def killed(self) -> bool:
+    """Whether the signal ended it (not a command that had finished first)."""
+    return self.returncode in (-signal.SIGKILL, 130)
+
+
+def delay(seed: int, within: float) -> float:
+  return float(np.random.default_rng(seed).uniform(0.0, within))
+
+
+def command(module: str, *args) -> list[str]:
+  return [sys.executable, "-m", module, *args]
+
+
+def _start(cmd, log):
+  env = os.environ | {"JAX_PLATFORMS": ""}  # as a user runs it: jax looks for accelerators
+  # Its own process group: Ctrl-C in a terminal signals every process of the command.
+  return subprocess.Popen(
+    cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+  )
+
+
+def stop(cmd, *, seed: int, within: float, after=None, sig=signal.SIGKILL) -> Stopped:
+  """Runs `cmd` and sends `sig` to its process group at the seeded moment."""
+  pause = delay(seed, within)
+  with tempfile.TemporaryFile("w+") as log:
+    proc = _start(cmd, log)
+    deadline = time.monotonic() + TIMEOUT
+    while after is not None and proc.poll() is None and time.monotonic() < deadline:
+      log.seek(0)
+      if after(log.read()) if callable(after) else after in log.read():
+        break
+      time.sleep(0.01)
+    try:
+      proc.wait(timeout=pause)
+    except subprocess.TimeoutExpired:
+      os.killpg(proc.pid, sig)
+    try:
+      proc.wait(timeout=TIMEOUT)
+    finally:
+      if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.seek(0)
+    return Stopped(proc.returncode, log.read(), pause)
+
+
+def finish(cmd) -> str:
+  """Runs `cmd` to the end; its output (stdout and stderr), which says nothing went wrong."""
+  with tempfile.TemporaryFile("w+") as log:
+    proc = _start(cmd, log)
+    try:
+      proc.wait(timeout=TIMEOUT)
+    finally:
+      if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.seek(0)
+    out = log.read()
+  assert proc.returncode == 0, out
+  assert_clean_exit(out)
+  return out
+
+
+def assert_clean_exit(out: str):
+  for text in ("Traceback", "Event loop is closed"):
+    assert text not in out, out
+
+
+def timed(cmd) -> tuple[float, str]:
+  """(seconds, output) of an uninterrupted run: the length a seeded moment is drawn within."""
+  start = time.monotonic()
+  out = finish(cmd)
+  return time.monotonic() - start, out
+
+
+def tree(root, skip=(), named=None) -> dict:
+  """{relative path: sha256} of the files under `root`, but those whose path starts with `skip`;
+  `named` (a folder) is read as "W" in the files, which may name where they were written."""
+  out = {}
+  for parent, _, files in os.walk(root):
+    for name in files:
+      path = os.path.join(parent, name)
+      rel = os.path.relpath(path, root)
+      if not rel.startswith(tuple(skip)):
+        with open(path, "rb") as f:
+          data = f.read()
+        if named:
+          data = data.replace(os.fsencode(named), b"W")
+        out[rel] = hashlib.sha256(data).hexdigest()
+  return out
