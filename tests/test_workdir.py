@@ -210,7 +210,7 @@ def test_a_checkpoint_of_another_model_is_an_error_naming_the_key(finished):
   before = _snapshot(workdir)
   latest = ocp.CheckpointManager(os.path.join(workdir, "checkpoints", "fold1_seed0", "latest"))
   with pytest.raises(checkpoint.CheckpointMismatch, match=r"latest/6 does not fit.*shape"):
-    trainer._restore_latest(latest, abstract, train_iter=None)
+    trainer.restore_latest(latest, abstract, {}, "host")
   assert _snapshot(workdir) == before  # nothing deleted or moved aside
 
 

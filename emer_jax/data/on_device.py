@@ -46,9 +46,7 @@ def decode(
   """
   examples = [data.source[i] for i in range(len(data))]
   if eye_clocks != "absolute":
-    examples = [
-      e | {"eye": pipeline.eye_features(e["eye"], clocks, eye_clocks)} for e in examples
-    ]
+    examples = [e | {"eye": pipeline.eye_features(e["eye"], clocks, eye_clocks)} for e in examples]
   face_length = np.array([len(e["face"]) for e in examples], np.int32)
   eye_length = np.array([len(e["eye"]) for e in examples], np.int32)
   for i, e in enumerate(examples):

@@ -162,9 +162,7 @@ def make_train_steps(graphdef, config, mesh, *, steps_per_call: int, flip: bool,
 
   def train(state, data, runs, start):
     start = jnp.broadcast_to(jnp.asarray(start, jnp.int32), runs["seed"].shape)
-    state, metrics = _on_each_device(local_steps, mesh, (0, None, 0, 0))(
-      state, data, runs, start
-    )
+    state, metrics = _on_each_device(local_steps, mesh, (0, None, 0, 0))(state, data, runs, start)
     return state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), metrics)
 
   return jax.jit(train, donate_argnums=0)
