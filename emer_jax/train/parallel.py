@@ -16,7 +16,6 @@ logs, validates or checkpoints (one compilation per distinct k).
 
 import contextlib
 import dataclasses
-import functools
 import os
 import time
 
@@ -65,7 +64,7 @@ def train_runs(config, workdir, data, arrays) -> list[dict]:
   group by group. `arrays` is the decoded dataset (`on_device.decode_for`)."""
   keys = trainer.run_keys(config)
   size = config.parallel_runs or len(keys)
-  results, placed = {}, {}
+  results, job = {}, _Job(config, arrays)
   for first in range(0, len(keys), size):
     group = []
     for fold, seed in keys[first : first + size]:
@@ -75,7 +74,7 @@ def train_runs(config, workdir, data, arrays) -> list[dict]:
       else:
         group.append(_new_run(config, workdir, data, fold, seed))
     if group:
-      results |= _train_group(config, workdir, group, arrays, placed)
+      results |= _train_group(config, workdir, group, job)
   return [results[k] for k in keys]
 
 
@@ -86,17 +85,45 @@ def _new_run(config, workdir, data, fold, seed) -> Run:
   return Run(fold, seed, split, data, trainer.run_cadence(config, split))
 
 
-def _train_group(config, workdir, runs: list[Run], arrays, placed: dict) -> dict:
+class _Job:
+  """What a job's groups share: the decoded dataset, put on each set of devices once, and the
+  compiled steps, one per (devices, k) (every group builds the same model)."""
+
+  def __init__(self, config, arrays):
+    self.config, self.arrays, self.options = config, arrays, None
+    self._placed, self._train, self._eval = {}, {}, {}
+
+  def data(self, mesh):
+    key = tuple(mesh.devices.flat)
+    if key not in self._placed:
+      self._placed[key] = on_device.put(self.arrays, multi_run.replicated(mesh))
+    return self._placed[key]
+
+  def train(self, graphdef, mesh, k: int):
+    key = (tuple(mesh.devices.flat), k)
+    if key not in self._train:
+      self._train[key] = multi_run.make_train_steps(
+        graphdef, self.config, mesh, steps_per_call=k, **self.options
+      )
+    return self._train[key]
+
+  def evaluate(self, graphdef, mesh):
+    key = tuple(mesh.devices.flat)
+    if key not in self._eval:
+      self._eval[key] = multi_run.make_eval_steps(
+        graphdef, self.config, mesh, bgr=self.options["bgr"]
+      )
+    return self._eval[key]
+
+
+def _train_group(config, workdir, runs: list[Run], job: _Job) -> dict:
   """Trains, selects, tests and writes one group; returns {(fold, seed): result}."""
   targets = trainer.run_targets(config)
   mesh = multi_run.run_mesh(len(runs))
-  devices = tuple(mesh.devices.flat)
-  if devices not in placed:  # once per job for each set of devices
-    placed[devices] = on_device.put(arrays, multi_run.replicated(mesh))
-  data = placed[devices]
+  data = job.data(mesh)
   names = ", ".join(run.name for run in runs)
-  logs.phase(f"{names}: building {len(runs)} models on {mesh.size} device(s)")
-  _, options = on_device.sampling(runs[0].data, config, targets)
+  logs.phase(f"{names}: building the models on {mesh.size} device(s)")
+  job.options = job.options or on_device.sampling(runs[0].data, config, targets)[1]
   inputs = multi_run.runs_inputs(
     config,
     [run.data for run in runs],
@@ -117,9 +144,9 @@ def _train_group(config, workdir, runs: list[Run], arrays, placed: dict) -> dict
       tags = {"fold": run.fold, "seed": run.seed}
       run.writer = MetricWriter(workdir, run.name, tags, resume_step=run.step)
       stack.callback(run.writer.close)
-    evaluate = _Evaluator(graphdef, config, mesh, runs, data, inputs["stats"], options["bgr"])
-    state, best_model = _fit(config, graphdef, mesh, state, best_model, data, inputs, runs,
-                             evaluate, options)  # fmt: skip
+    evaluate = _Evaluator(job.evaluate(graphdef, mesh), config, mesh, runs, data, inputs["stats"])
+    train = lambda k: job.train(graphdef, mesh, k)  # noqa: E731
+    state, best_model = _fit(config, train, state, best_model, data, inputs, runs, evaluate)
     model = _select(runs, state, best_model)
     return _test_and_write(config, workdir, runs, model, state, evaluate, targets)
 
@@ -181,11 +208,10 @@ def _copy(tree):
 # --- Stage 2: fit ------------------------------------------------------------------------------
 
 
-def _fit(config, graphdef, mesh, state, best_model, data, inputs, runs, evaluate, options):
-  """Trains every run to its last step; returns (state, best model), both stacked."""
-  train = functools.cache(
-    lambda k: multi_run.make_train_steps(graphdef, config, mesh, steps_per_call=k, **options)
-  )
+def _fit(config, train, state, best_model, data, inputs, runs, evaluate):
+  """Trains every run to its last step; returns (state, best model), both stacked.
+
+  `train(k)` is the compiled k-step call of the group."""
   names = ", ".join(run.name for run in runs)
   total = sum(run.cadence.total_steps for run in runs)
   if any(run.training for run in runs):
@@ -310,8 +336,8 @@ def _test_and_write(config, workdir, runs, model, state, evaluate, targets) -> d
 class _Evaluator:
   """evaluate(state, 'val' | 'test') -> each run's outputs on its own part, in the part's order."""
 
-  def __init__(self, graphdef, config, mesh, runs, data, stats, bgr: bool):
-    self._step = multi_run.make_eval_steps(graphdef, config, mesh, bgr=bgr)
+  def __init__(self, step, config, mesh, runs, data, stats):
+    self._step = step
     self._data, self._stats, self._parts = data, stats, {}
     for part in ("val", "test"):
       indices = [getattr(run.split, part) for run in runs]
