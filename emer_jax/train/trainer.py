@@ -2,13 +2,16 @@
 
 A run goes through five stages: open or resume (`_open_or_resume`), fit (`_fit`), select the
 validation-best weights (`_select`), test (`_evaluate` on the test split) and write (`_write_run`).
+With the data on the devices (`resolve_placement`), `emer_jax.train.parallel` takes the runs
+through the same stages in groups trained together, writing the same files.
 
 Workdir layout:
   .lock                        held by the one process writing here (`workdir.locked`)
   config.json                  the config the workdir was started with (a rerun must match it)
   metrics.jsonl                one line per logged step: step, fold, seed, train/…, val/…
   tensorboard/fold{k}_seed{s}  TensorBoard events
-  checkpoints/fold{k}_seed{s}/latest      full training state (resume)
+  checkpoints/fold{k}_seed{s}/latest      full training state and, by placement, the grain
+                                          iterator (`data`) or a `placement` record (resume)
   checkpoints/fold{k}_seed{s}/best        model weights chosen on validation, with their score
   checkpoints/fold{k}_seed{s}/unreadable  damaged checkpoints moved aside on resume
   runs/fold{k}_seed{s}.json    a finished run's test metrics and config (a rerun skips it)
