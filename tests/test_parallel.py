@@ -67,6 +67,7 @@ def together(small_data_dir, tmp_path_factory):
   return _train(small_data_dir, tmp_path_factory.mktemp("together"), parallel_runs=0)
 
 
+@pytest.mark.slow
 def test_runs_trained_together_equal_runs_trained_alone(together, small_data_dir, tmp_path):
   alone = _train(small_data_dir, tmp_path / "alone", parallel_runs=1)
   a, b = _losses(together), _losses(alone)
@@ -106,6 +107,7 @@ def _main(workdir, data_dir):
   )
 
 
+@pytest.mark.slow
 def test_killed_parallel_job_resumes_bit_exactly(together, small_data_dir, tmp_path):
   killed = str(tmp_path / "killed")
   proc = _main(killed, small_data_dir)
@@ -132,6 +134,7 @@ def _tree(directory):
                 for d, _, files in os.walk(directory) for f in files)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_the_other_placement_is_refused_and_left(
   together, small_data_dir, tmp_path
 ):
