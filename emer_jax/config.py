@@ -37,7 +37,7 @@ def base_config(variant: str = "reference") -> ml_collections.ConfigDict:
   c.input.cache = True  # keep decoded samples in memory (real EMER: about 1.9 GB a process)
   # Where per-step sampling runs: 'device' (the decoded dataset on the devices, sampled inside
   # the compiled step: emer_jax.data.on_device), 'host' (grain), or 'auto' (device on an
-  # accelerator the data fits, else host). Not yet read by the trainer, which samples on the host.
+  # accelerator the data fits, else host: a CPU, several processes, model.eye_columns='clocks').
   c.input.placement = "auto"
   c.input.num_threads = 4
   c.input.prefetch = 4  # batches read ahead; at least num_threads are
@@ -59,6 +59,12 @@ def base_config(variant: str = "reference") -> ml_collections.ConfigDict:
   c.grl = ml_collections.ConfigDict()
   c.grl.schedule = "constant"  # or 'dann'
   c.grl.value = 1.0
+
+  # With the data on the devices, runs (folds × seeds) train together in groups of at most
+  # `parallel_runs` (0: all of them in one group; 1: one at a time), `steps_per_call` steps
+  # per host call (emer_jax.train.parallel). The host placement trains one run at a time.
+  c.parallel_runs = 0
+  c.steps_per_call = 8
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1

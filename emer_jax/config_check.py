@@ -17,6 +17,7 @@ from emer_jax.models.config import VARIANTS
 from emer_jax.protocols import PROTOCOLS, TARGETS
 
 DTYPES = ("float32", "bfloat16", "float16")
+PLACEMENTS = ("auto", "device", "host")  # input.placement
 
 # Keys a rerun may change: how fast or where it runs, how often it logs or checkpoints, never
 # what it trains, splits or reports. Prefixes end with '.'.
@@ -31,6 +32,9 @@ MAY_DIFFER = (
   "input.num_threads",
   "input.prefetch",
   "input.workers",
+  "input.placement",  # each run's checkpoints record theirs and refuse the other
+  "parallel_runs",
+  "steps_per_call",
   "mesh.",
 )
 
@@ -112,6 +116,19 @@ def config_errors(c) -> list[str]:
     need(_positive_int(_get(c, key)), key, "expected a positive integer")
   for key in ("input.prefetch", "input.workers"):
     need(_non_negative(_get(c, key)), key, "expected an integer ≥ 0")
+  need(c.input.placement in PLACEMENTS, "input.placement", f"expected one of {PLACEMENTS}")
+  need(_positive_int(c.steps_per_call), "steps_per_call", "expected a positive integer")
+  parallel = c.parallel_runs
+  need(
+    isinstance(parallel, int) and not isinstance(parallel, bool) and parallel >= 0,
+    "parallel_runs",
+    "expected an integer ≥ 0 (0: all runs together, 1: one at a time)",
+  )
+  if c.input.placement == "host" and isinstance(parallel, int) and parallel > 1:
+    errors.append(
+      f"parallel_runs={parallel} with input.placement='host': runs train together only with "
+      "the data on the devices; set input.placement='device' (or 'auto'), or parallel_runs=1"
+    )
   for key in ("mesh.data", "mesh.model"):
     need(
       _get(c, key) == -1 or _positive_int(_get(c, key)), key, "expected -1 or a positive integer"

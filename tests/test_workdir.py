@@ -17,6 +17,7 @@ import pytest
 from flax import nnx
 
 from emer_jax import cli, config_check, models
+from emer_jax.data.source import open_source
 from emer_jax.evaluation import suite as suite_lib
 from emer_jax.protocols import head_sizes
 from emer_jax.train import checkpoint, trainer
@@ -195,7 +196,7 @@ def test_a_checkpoint_of_another_model_is_an_error_naming_the_key(finished):
   before = _snapshot(workdir)
   latest = ocp.CheckpointManager(os.path.join(workdir, "checkpoints", "fold1_seed0", "latest"))
   with pytest.raises(checkpoint.CheckpointMismatch, match=r"latest/6 does not fit.*shape"):
-    trainer._restore_latest(latest, abstract, train_iter=None)
+    trainer.restore_latest(latest, abstract, {}, "host")
   assert _snapshot(workdir) == before  # nothing deleted or moved aside
 
 
@@ -221,16 +222,41 @@ def test_stream_keys_of_a_seed_are_not_those_of_another():
     ("learning_rate", -1e-3, "learning_rate=-0.001: expected a finite number > 0"),
     ("init_checkpoint", "w.pth", "convert it first with python -m emer_jax.convert"),
     ("init_checkpoint", "/nonexistent/model", "'/nonexistent/model': no such folder"),
+    ("parallel_runs", -1, "parallel_runs=-1: expected an integer ≥ 0"),
+    ("steps_per_call", 0, "steps_per_call=0: expected a positive integer"),
+    ("input.placement", "gpu", "input.placement='gpu': expected one of ('auto', 'device'"),
   ],
 )
 def test_config_errors_name_key_value_and_what_is_allowed(key, value, named):
   from configs.quickstart import get_config
 
   config = get_config()
-  config[key] = value
+  *parents, leaf = key.split(".")
+  node = config
+  for parent in parents:
+    node = node[parent]
+  node[leaf] = value
   with pytest.raises(config_check.ConfigError) as error:
     config_check.check(config)
   assert named in str(error.value)
+
+
+def test_runs_together_on_the_host_is_an_error_naming_both_keys(small_data_dir):
+  from configs.quickstart import get_config
+
+  config = get_config()
+  config.parallel_runs = 3
+  config.input.placement = "host"
+  with pytest.raises(config_check.ConfigError, match="parallel_runs=3 with input.placement='host'"):
+    config_check.check(config)
+  config.input.placement = "auto"  # resolves to the host on a CPU
+  data = open_source(config.dataset, small_data_dir, prepare=False)
+  with pytest.raises(
+    config_check.ConfigError, match=r"parallel_runs=3 needs .* resolved to 'host'"
+  ):
+    trainer.resolve_placement(config, data)
+  config.parallel_runs = 0
+  assert trainer.resolve_placement(config, data) == ("host", None)
 
 
 def test_benchmark_steps_zero_is_named():

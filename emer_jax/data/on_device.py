@@ -16,25 +16,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emer_jax import config_check
 from emer_jax.data import pipeline
 from emer_jax.data.source import EmerSource
 from emer_jax.protocols import TARGETS
 
-PLACEMENTS = ("auto", "device", "host")
+PLACEMENTS = config_check.PLACEMENTS
 # `auto` puts the data on the devices when it takes at most this share of a device's memory.
 _AUTO_SHARE = 0.25
 # Tags separating the key streams drawn from one run seed.
 _SHUFFLE, _SAMPLE = 0, 1
 
 
-def decode(data: EmerSource, targets, *, num_frames: int, num_eye_rows: int) -> dict:
+def decode(
+  data: EmerSource,
+  targets,
+  *,
+  num_frames: int,
+  num_eye_rows: int,
+  clocks: tuple[int, ...] = (),
+  eye_clocks: str = "absolute",
+) -> dict:
   """Every sample of `data` as host arrays padded to the longest face clip and eye recording.
 
   Beside the padded `face`, `eye`, `gaze` and `fixation_map` it holds their lengths, the
   evaluation items of every sample (`face_centres`, `eye_centres`) and the `labels` of
-  `targets`.
+  `targets`. Eye rows are stored as the model sees them (`pipeline.eye_features`: the
+  `clocks` columns absolute or relative to the sample's first row).
   """
   examples = [data.source[i] for i in range(len(data))]
+  if eye_clocks != "absolute":
+    examples = [e | {"eye": pipeline.eye_features(e["eye"], clocks, eye_clocks)} for e in examples]
   face_length = np.array([len(e["face"]) for e in examples], np.int32)
   eye_length = np.array([len(e["eye"]) for e in examples], np.int32)
   for i, e in enumerate(examples):
@@ -71,21 +83,41 @@ def decode(data: EmerSource, targets, *, num_frames: int, num_eye_rows: int) -> 
   return arrays
 
 
+def decode_for(data: EmerSource, config, targets) -> dict:
+  """`decode` with the config's input sizes and eye clocks (what the host's sampler gives)."""
+  if config.model.eye_columns != "all":
+    raise ValueError(
+      f"model.eye_columns={config.model.eye_columns!r}: the data on the devices serves the "
+      "'all' columns only; set input.placement='host'."
+    )
+  return decode(
+    data,
+    targets,
+    num_frames=config.input.num_frames,
+    num_eye_rows=config.input.num_eye_rows,
+    clocks=pipeline._clock_columns(data, config),
+    eye_clocks=pipeline._eye_clocks(config),
+  )
+
+
 def nbytes(arrays: dict) -> int:
   return sum(np.asarray(x).nbytes for x in jax.tree.leaves(arrays))
 
 
-def placement(choice: str, size: int) -> str:
+def placement(choice: str, size) -> str:
   """'device' or 'host' for `input.placement`; `auto` takes the devices when the data fits.
 
-  On a CPU the "devices" are host memory with one copy each, so `auto` stays on the host.
+  `size` is the decoded dataset's bytes, or a function computing them (called only when
+  needed). On a CPU the "devices" are host memory with one copy each, so `auto` stays on the
+  host; so it does when several processes share the job (each reads its own shard there).
   """
   if choice not in PLACEMENTS:
     raise ValueError(f"input.placement is {choice!r}; expected one of {PLACEMENTS}.")
   if choice != "auto":
     return choice
-  if jax.default_backend() == "cpu":
+  if jax.default_backend() == "cpu" or jax.process_count() > 1:
     return "host"
+  size = size() if callable(size) else size
   limits = [(d.memory_stats() or {}).get("bytes_limit") for d in jax.local_devices()]
   if None in limits:
     return "host"

@@ -67,6 +67,14 @@ def init_states(config, heads: dict, seeds, mesh):
   return graphdef, state
 
 
+def abstract_state(config, heads: dict):
+  """(graphdef, abstract state) of one run, on the first device: what a run's checkpoint
+  restores into (`stack_states` then places the runs on the run mesh)."""
+  mesh = jax.make_mesh((1, 1), ("data", "model"), (AxisType.Auto,) * 2, devices=jax.devices()[:1])
+  with jax.set_mesh(mesh):
+    return nnx.get_abstract_model(lambda: _model_and_optimizer(config, heads, 0), mesh)
+
+
 def stack_states(states: list, mesh):
   """Runs' states (same structure) stacked on a leading run axis, sharded over 'runs'."""
   stacked = jax.tree.map(lambda *x: jnp.stack(x), *states)
@@ -97,11 +105,16 @@ def with_learning_rate(state, lr):
 
 def runs_inputs(config, data, parts: list, seeds, total_steps, targets, mesh) -> dict:
   """The per-run arguments of the train steps, sharded over 'runs': training parts (sample
-  indices), normalisation statistics, seeds and total steps."""
-  stats, _ = on_device.sampling(data, config, targets)
+  indices), normalisation statistics, seeds and total steps.
+
+  `data` is a list of each run's source, carrying the statistics of its own training part
+  (`pipeline.with_normalisation`), or one source whose statistics every run shares.
+  """
+  sources = data if isinstance(data, list | tuple) else [data] * len(parts)
+  stats = [on_device.sampling(source, config, targets)[0] for source in sources]
   runs = {
     "part": on_device.stack_parts(parts, config.batch_size),
-    "stats": jax.tree.map(lambda x: np.stack([x] * len(parts)), stats),
+    "stats": jax.tree.map(lambda *x: np.stack(x), *stats),
     "seed": np.asarray(seeds, np.int32),
     "total_steps": np.asarray(total_steps, np.int32),
   }
@@ -113,7 +126,8 @@ def make_train_steps(graphdef, config, mesh, *, steps_per_call: int, flip: bool,
 
   Runs `steps_per_call` training steps of every run, numbered `start`, `start + 1`, … (0-based;
   the step numbered s uses learning rate and GRL λ at s, as the single-run trainer's step
-  s + 1). `data` is the dataset from `on_device.put`, `runs` from `runs_inputs`. A run whose
+  s + 1). `start` is one number for every run or an (R,) vector, one per run (runs resumed
+  from different steps). `data` is the dataset from `on_device.put`, `runs` from `runs_inputs`. A run whose
   `total_steps` is reached keeps its state (its metrics say `active` = False). `metrics` holds
   the single-run step's metrics plus `learning_rate`, `grl_lambda` and `active`, each of shape
   (steps_per_call, R).
@@ -141,15 +155,14 @@ def make_train_steps(graphdef, config, mesh, *, steps_per_call: int, flip: bool,
 
   def local_steps(state, data, runs, start):
     def body(state, i):
-      return jax.vmap(run_step, in_axes=(0, None, 0, None))(state, data, runs, start + i)
+      return jax.vmap(run_step, in_axes=(0, None, 0, 0))(state, data, runs, start + i)
 
     state, metrics = jax.lax.scan(body, state, jnp.arange(steps_per_call))
     return state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), metrics)  # runs first
 
   def train(state, data, runs, start):
-    state, metrics = _on_each_device(local_steps, mesh, (0, None, 0, None))(
-      state, data, runs, start
-    )
+    start = jnp.broadcast_to(jnp.asarray(start, jnp.int32), runs["seed"].shape)
+    state, metrics = _on_each_device(local_steps, mesh, (0, None, 0, 0))(state, data, runs, start)
     return state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), metrics)
 
   return jax.jit(train, donate_argnums=0)

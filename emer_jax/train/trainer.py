@@ -2,13 +2,16 @@
 
 A run goes through five stages: open or resume (`_open_or_resume`), fit (`_fit`), select the
 validation-best weights (`_select`), test (`_evaluate` on the test split) and write (`_write_run`).
+With the data on the devices (`resolve_placement`), `emer_jax.train.parallel` takes the runs
+through the same stages in groups trained together, writing the same files.
 
 Workdir layout:
   .lock                        held by the one process writing here (`workdir.locked`)
   config.json                  the config the workdir was started with (a rerun must match it)
   metrics.jsonl                one line per logged step: step, fold, seed, train/…, val/…
   tensorboard/fold{k}_seed{s}  TensorBoard events
-  checkpoints/fold{k}_seed{s}/latest      full training state (resume)
+  checkpoints/fold{k}_seed{s}/latest      full training state and, by placement, the grain
+                                          iterator (`data`) or a `placement` record (resume)
   checkpoints/fold{k}_seed{s}/best        model weights chosen on validation, with their score
   checkpoints/fold{k}_seed{s}/unreadable  damaged checkpoints moved aside on resume
   runs/fold{k}_seed{s}.json    a finished run's test metrics and config (a rerun skips it)
@@ -34,7 +37,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import AxisType
 
 from emer_jax import config_check, logs, models
-from emer_jax.data import pipeline
+from emer_jax.data import on_device, pipeline
 from emer_jax.data.source import open_source, prepared_builder
 from emer_jax.data.splits import make_split
 from emer_jax.evaluation import metrics as metrics_lib
@@ -129,14 +132,56 @@ def train_and_evaluate(config, workdir: str, *, restart: bool = False) -> dict:
       multihost_utils.sync_global_devices("workdir moved aside")
     workdir_lib.check_same_config(workdir, config)
     data, mesh = _open_data(config)
+    placement, arrays = resolve_placement(config, data)
     os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
     workdir_lib.write_config(workdir, config)
-    runs = [
-      _run(config, workdir, data, mesh, fold=fold, seed=seed)
-      for seed in config.seeds
-      for fold in config.folds
-    ]
+    if placement == "device":
+      from emer_jax.train import parallel  # noqa: PLC0415  (it imports this module)
+
+      runs = parallel.train_runs(config, workdir, data, arrays)
+    else:
+      runs = [
+        _run(config, workdir, data, mesh, fold=fold, seed=seed) for fold, seed in run_keys(config)
+      ]
     return _write_results(config, workdir, runs, workdir_lib.read_config(workdir))
+
+
+def run_keys(config) -> list[tuple[int, int]]:
+  """(fold, seed) of every run of the config, in the order they train and are reported."""
+  return [(fold, seed) for seed in config.seeds for fold in config.folds]
+
+
+def resolve_placement(config, data) -> tuple[str, dict | None]:
+  """('device', the decoded dataset) or ('host', None): where `input.placement` puts the data.
+
+  `auto` keeps the host where the device path cannot serve (several processes, the eye
+  stream reduced to its clocks); `parallel_runs` > 1 needs the devices.
+  """
+  choice, arrays = config.input.placement, None
+  if choice == "auto" and (jax.process_count() > 1 or config.model.eye_columns != "all"):
+    choice = "host"
+  if choice == "device" and jax.process_count() > 1:
+    raise config_check.ConfigError(
+      f"input.placement='device' with {jax.process_count()} processes: the data on the devices "
+      "serves one process; set input.placement='host' (or 'auto')."
+    )
+
+  def decoded_size():
+    nonlocal arrays
+    arrays = on_device.decode_for(data, config, run_targets(config))
+    return on_device.nbytes(arrays)
+
+  placement = on_device.placement(choice, decoded_size)
+  if placement == "host" and config.parallel_runs > 1:
+    raise config_check.ConfigError(
+      f"parallel_runs={config.parallel_runs} needs the data on the devices, but "
+      f"input.placement={config.input.placement!r} resolved to 'host' here "
+      f"({jax.default_backend()} backend); set input.placement='device', or parallel_runs=1."
+    )
+  if placement == "device" and arrays is None:
+    decoded_size()
+  logging.info("input.placement=%r: the data is on the %ss.", config.input.placement, placement)
+  return placement, arrays
 
 
 def check_init_checkpoint(config) -> None:
@@ -217,12 +262,42 @@ class Cadence:
     }
     return {name for name, on in due.items() if on}
 
+  def next_due(self, step: int) -> int:
+    """The first step after `step` on which something is due (at most the last step)."""
+    every = [self.log_every, self.checkpoint_every] + ([self.eval_every] if self.validate else [])
+    return min([self.total_steps] + [(step // n + 1) * n for n in every])
+
 
 def _total_steps(config, split) -> tuple[int, int]:
   """(total steps, steps per epoch) of a run."""
   steps_per_epoch = max(len(split.train) // config.batch_size, 1)
   total = config.total_steps if config.total_steps > 0 else config.num_epochs * steps_per_epoch
   return total, steps_per_epoch
+
+
+def run_cadence(config, split) -> Cadence:
+  total_steps, steps_per_epoch = _total_steps(config, split)
+  return Cadence(
+    total_steps,
+    config.log_every_steps,
+    config.eval_every_steps or steps_per_epoch,
+    config.checkpoint_every_steps,
+    validate=len(split.val) > 0,
+  )
+
+
+def run_result(config, fold, seed, chosen, cadence, split, test) -> dict:
+  """What `runs/<run>.json` records of a tested run (`_write_run` adds masked metrics)."""
+  return {
+    "fold": fold,
+    "seed": seed,
+    "selected_step": chosen or cadence.total_steps,
+    "num_train": len(split.train),
+    "num_val": len(split.val),
+    "num_test": len(split.test),
+    "metrics": test,
+    "config": _config_json(config),
+  }
 
 
 def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
@@ -233,14 +308,8 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
   targets = run_targets(config)
   split = run_split(config, data, fold)
   data = _normalised(data, split.train, config, pipeline.normalisation_path(workdir, fold, seed))
-  total_steps, steps_per_epoch = _total_steps(config, split)
-  cadence = Cadence(
-    total_steps,
-    config.log_every_steps,
-    config.eval_every_steps or steps_per_epoch,
-    config.checkpoint_every_steps,
-    validate=len(split.val) > 0,
-  )
+  cadence = run_cadence(config, split)
+  total_steps = cadence.total_steps
   logs.phase(f"{name}: building the model")
   graphdef, abstract, state = init_state(config, head_sizes(targets), seed, total_steps, mesh)
   run_dir = os.path.join(workdir, "checkpoints", name)
@@ -255,10 +324,9 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
     writer = MetricWriter(workdir, name, {"fold": fold, "seed": seed}, resume_step=start)
 
     def validate(s):
-      """Validation metrics and task losses of state `s`."""
-      outputs, metrics = evaluate_on(s, split.val)
-      losses = split_losses(data.index, split.val, outputs, dict(config.loss.head_weights))
-      return metrics, losses
+      """Validation metrics, task losses and selection score of state `s`."""
+      outputs = predict(eval_step, s, data, split.val, config, targets, mesh)
+      return validation(config, data, split.val, targets, outputs)
 
     try:
       state, chosen = _fit(
@@ -279,16 +347,7 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
       outputs, test = evaluate_on(
         state, split.test, f"{name}: evaluating {len(split.test)} test samples"
       )
-      result = {
-        "fold": fold,
-        "seed": seed,
-        "selected_step": chosen or total_steps,
-        "num_train": len(split.train),
-        "num_val": len(split.val),
-        "num_test": len(split.test),
-        "metrics": test,
-        "config": _config_json(config),
-      }
+      result = run_result(config, fold, seed, chosen, cadence, split, test)
       _write_run(workdir, result, data, split.test, targets, outputs)
       writer.write_test(result["selected_step"], metrics_lib.flatten_scalars(test, "test/"))
     finally:
@@ -372,7 +431,8 @@ class _managers:
 
 def _open_or_resume(config, latest, graphdef, abstract, state, train_iter, name):
   """(state, step): the newest readable `latest` checkpoint, else `init_checkpoint` or fresh."""
-  step, restored = _restore_latest(latest, abstract, train_iter)
+  items = {"data": grain.checkpoint.CheckpointRestore(train_iter)}
+  step, restored = restore_latest(latest, abstract, items, "host")
   if restored is not None:
     logging.info("Resuming %s from step %d.", name, step)
     return restored, step
@@ -387,15 +447,40 @@ def with_init_checkpoint(config, graphdef, state):
   return nnx.state(trained)
 
 
-def _restore_latest(manager, abstract_state, train_iter):
-  """(step, state) of the newest readable checkpoint, or (0, None).
+class PlacementMismatch(config_check.UserError):
+  """A run's checkpoint written with the other `input.placement` (not damage: left in place)."""
 
+
+# The item beside `state` that says how a `latest` checkpoint's run drew its batches: the host
+# path's grain iterator, or the device path's record (sampling keyed by seed and step).
+PLACEMENT_ITEMS = {"host": "data", "device": "placement"}
+
+
+def _check_placement(directory, step, placement):
+  for other, item in PLACEMENT_ITEMS.items():
+    if other != placement and os.path.isdir(os.path.join(directory, str(step), item)):
+      raise PlacementMismatch(
+        f"The checkpoint {directory}/{step} was written with the data on the {other} "
+        f"(input.placement={other!r}); this run resolves input.placement to {placement!r}, "
+        "whose batches follow another random stream. Rerun with "
+        f"--config.input.placement={other}, or use a new --workdir (or --restart)."
+      )
+
+
+def restore_latest(manager, abstract_state, items: dict, placement: str, at_most=None):
+  """(step, state) of the newest readable checkpoint (of step ≤ `at_most` if given), or (0, None).
+
+  `items` are the restore args of the items beside `state` (the host path's grain iterator).
   A checkpoint whose files cannot be read is moved aside (`../unreadable/latest-<step>-<time>`)
   with a warning and an earlier one is tried. One that reads but does not fit the model (other
-  keys, shapes or dtypes) is an error naming what differs.
+  keys, shapes or dtypes), or was written with the other `placement`, is an error naming it.
   """
   expected = checkpoint.leaf_specs(abstract_state)
+  for step in manager.all_steps():
+    _check_placement(os.fspath(manager.directory), step, placement)
   for step in sorted(manager.all_steps(), reverse=True):
+    if at_most is not None and step > at_most:
+      continue
     try:
       found = checkpoint.model_metadata(os.path.join(manager.directory, str(step), "state"))
       if not found:
@@ -412,10 +497,7 @@ def _restore_latest(manager, abstract_state, train_iter):
     try:
       restored = manager.restore(
         step,
-        args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state),
-          data=grain.checkpoint.CheckpointRestore(train_iter),
-        ),
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), **items),
       )
     except Exception as e:  # noqa: BLE001  (arrays that cannot be read: damage)
       _move_aside(manager, step, e)
@@ -506,9 +588,9 @@ def _fit(
       progress.update(1)
     due = cadence(step)
     if "log" in due:
-      _check_finite(jax.device_get(pending))
+      check_finite(jax.device_get(pending))
       pending = []
-      logged = {f"train/{k}": v for k, v in jax.device_get(metrics).items() if "finite" not in k}
+      logged = train_logged(jax.device_get(metrics))
       logged |= {"train/learning_rate": schedule(step - 1), "train/grl_lambda": lam}
       if step > tick_step:
         now = time.perf_counter()
@@ -518,14 +600,13 @@ def _fit(
       writer.write(step, logged)
       progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
     if "eval" in due:
-      val, val_losses = validate(state)
-      score = _selection_score(config, val)
+      val, val_losses, score = validate(state)
       writer.write(step, metrics_lib.flatten_scalars(val, "val/") | val_losses)
       if best_score is None or score > best_score:
         _save_best(best, step, state, score)
         best_step, best_score = step, score
     if "checkpoint" in due:
-      _check_finite(jax.device_get(pending))
+      check_finite(jax.device_get(pending))
       pending = []
       latest.save(
         step,
@@ -544,6 +625,12 @@ def _fit(
   return state, best_step
 
 
+def train_logged(metrics: dict) -> dict:
+  """A train step's metrics as metrics.jsonl names them (bookkeeping left out)."""
+  skip = ("finite/loss", "finite/grads", "active", "learning_rate", "grl_lambda")
+  return {f"train/{k}": v for k, v in metrics.items() if k not in skip}
+
+
 def _save_best(best, step, state, score):
   """Replaces the best checkpoint, finished before the step's `latest` save begins, so a resume
   never finds a `latest` newer than the selection it saw."""
@@ -559,13 +646,14 @@ def _save_best(best, step, state, score):
   best.wait_until_finished()
 
 
-def _check_finite(pending):
+def check_finite(pending, name: str = ""):
+  """Raises NonFiniteError at the first (step, finite loss, finite gradients) that is not."""
   for step, finite_loss, finite_grads in pending:
     bad = [n for n, ok in (("loss", finite_loss), ("gradients", finite_grads)) if not bool(ok)]
     if bad:
       raise NonFiniteError(
-        f"Non-finite {' and '.join(bad)} at step {step}; the update was skipped and the run "
-        "stopped. The last good checkpoint is kept."
+        f"{name + ': ' if name else ''}Non-finite {' and '.join(bad)} at step {step}; the "
+        "update was skipped and the run stopped. The last good checkpoint is kept."
       )
 
 
@@ -616,10 +704,17 @@ def predict(eval_step, state, data, indices, config, targets, mesh, desc=None) -
     outputs.append(multihost_utils.process_allgather(out, tiled=True))
   if bar is not None:
     bar.close()
-  index, mask = np.concatenate(index), np.concatenate(mask).astype(bool)
-  row = {int(i): r for r, i in enumerate(index) if mask[r]}
+  outputs = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+  return in_order(outputs, np.concatenate(index), np.concatenate(mask), indices)
+
+
+def in_order(outputs: dict, index, mask, indices) -> dict:
+  """Rows of `outputs` (one per evaluated item, its sample `index`; padding where `mask` is
+  false) rearranged to follow `indices`."""
+  mask = np.asarray(mask).astype(bool)
+  row = {int(i): r for r, i in enumerate(np.asarray(index)) if mask[r]}
   order = np.asarray([row[int(i)] for i in indices], dtype=np.int64)
-  return {k: np.concatenate([o[k] for o in outputs])[order] for k in outputs[0]}
+  return {k: np.asarray(v)[order] for k, v in outputs.items()}
 
 
 def labels_of(data, indices, targets) -> dict:
@@ -630,6 +725,13 @@ def _evaluate(eval_step, state, data, indices, config, targets, mesh, desc=None)
   """(outputs, metrics) on `indices`; a progress bar labelled `desc` if given."""
   outputs = predict(eval_step, state, data, indices, config, targets, mesh, desc)
   return outputs, metrics_lib.target_metrics(labels_of(data, indices, targets), outputs)
+
+
+def validation(config, data, indices, targets, outputs) -> tuple[dict, dict, float]:
+  """(metrics, task losses, selection score) of a run's validation outputs."""
+  metrics = metrics_lib.target_metrics(labels_of(data, indices, targets), outputs)
+  losses = split_losses(data.index, indices, outputs, dict(config.loss.head_weights))
+  return metrics, losses, _selection_score(config, metrics)
 
 
 # --- Stage 5: write ----------------------------------------------------------------------------

@@ -1,0 +1,164 @@
+"""Runs trained together with the data on the devices, through the trainer (8 fake CPU devices):
+together equals alone, a killed parallel job resumes bit-exactly, and a checkpoint of the other
+placement is refused by name and left in place."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from emer_jax.train import trainer
+from tests.test_train import REPO, TINY, tiny_config
+
+# Two folds × two seeds, eye streams only (no ResNet to compile); one epoch is 7 steps of fold
+# 1 and 8 of fold 4, so runs of a group stop at different steps.
+ARGS = [
+  "--config.folds=(1,4)",
+  "--config.seeds=(0,1)",
+  "--config.num_epochs=1",
+  "--config.log_every_steps=2",
+  "--config.checkpoint_every_steps=2",
+  "--config.eval_every_steps=3",
+  "--config.steps_per_call=2",
+  "--config.model.modalities=('eye','gaze')",
+  "--config.input.placement=device",
+]
+
+
+def _config(data_dir, *extra):
+  c = tiny_config(data_dir)
+  for flag in ARGS[:-2] + list(extra):
+    key, value = flag.removeprefix("--config.").split("=", 1)
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = eval(value) if value[0] in "(0123456789" else value
+  c.model.modalities = ("eye", "gaze")
+  c.input.placement = "device"
+  return c
+
+
+def _train(data_dir, workdir, **overrides):
+  config = _config(data_dir)
+  for key, value in overrides.items():
+    config[key] = value
+  trainer.train_and_evaluate(config, str(workdir))
+  return str(workdir)
+
+
+def _losses(workdir) -> dict:
+  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  return {(r["fold"], r["seed"], r["step"]): r["train/loss/total"] for r in rows if "train/loss/total" in r}  # fmt: skip
+
+
+def _results(workdir) -> dict:
+  return json.load(open(os.path.join(workdir, "results.json")))
+
+
+@pytest.fixture(scope="module")
+def together(small_data_dir, tmp_path_factory):
+  return _train(small_data_dir, tmp_path_factory.mktemp("together"), parallel_runs=0)
+
+
+@pytest.mark.slow
+def test_runs_trained_together_equal_runs_trained_alone(together, small_data_dir, tmp_path):
+  alone = _train(small_data_dir, tmp_path / "alone", parallel_runs=1)
+  a, b = _losses(together), _losses(alone)
+  assert a.keys() == b.keys() and len({(f, s) for f, s, _ in a}) == 4
+  assert max(k[2] for k in a if k[0] == 1) == 7 and max(k[2] for k in a if k[0] == 4) == 8
+  np.testing.assert_allclose([a[k] for k in sorted(a)], [b[k] for k in sorted(a)], rtol=1e-3)
+  ra, rb = _results(together), _results(alone)
+  key = lambda r: (r["fold"], r["seed"])  # noqa: E731
+  for x, y in zip(sorted(ra["runs"], key=key), sorted(rb["runs"], key=key), strict=True):
+    assert x["selected_step"] == y["selected_step"]
+    assert x["num_train"] == y["num_train"] and x["num_test"] == y["num_test"]
+    war = x["metrics"]["er_emotion"]["war"], y["metrics"]["er_emotion"]["war"]
+    assert abs(war[0] - war[1]) <= 1 / x["num_test"] + 1e-9, war
+  assert [key(r) for r in ra["runs"]] == [(1, 0), (4, 0), (1, 1), (4, 1)]
+  for fold, seed in key_list(ra):
+    name = trainer.run_name(fold, seed)
+    assert os.path.exists(os.path.join(together, "runs", f"{name}.normalisation.json"))
+    assert os.path.exists(os.path.join(together, f"predictions_{name}.csv"))
+    assert os.listdir(os.path.join(together, "tensorboard", name))
+    assert os.listdir(os.path.join(together, "checkpoints", name, "best"))
+  # Each run has its own training statistics.
+  stats = [json.load(open(os.path.join(together, "runs", f"fold{f}_seed0.normalisation.json")))
+           for f in (1, 4)]  # fmt: skip
+  assert stats[0]["eye_mean"] != stats[1]["eye_mean"]
+
+
+def key_list(results):
+  return [(r["fold"], r["seed"]) for r in results["runs"]]
+
+
+def _main(workdir, data_dir):
+  cmd = [sys.executable, "-m", "emer_jax.main", "--config=configs/quickstart.py",
+         f"--workdir={workdir}", f"--config.data_dir={data_dir}", "--config.parallel_runs=0",
+         *TINY, *ARGS]  # fmt: skip
+  return subprocess.Popen(
+    cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+  )
+
+
+@pytest.mark.slow
+def test_killed_parallel_job_resumes_bit_exactly(together, small_data_dir, tmp_path):
+  killed = str(tmp_path / "killed")
+  proc = _main(killed, small_data_dir)
+  latest = [os.path.join(killed, "checkpoints", f"fold{f}_seed{s}", "latest")
+            for f, s in ((1, 0), (4, 0), (1, 1), (4, 1))]  # fmt: skip
+  deadline = time.time() + 600
+  while time.time() < deadline and proc.poll() is None:
+    if any(os.path.isdir(d) and any(n.isdigit() and int(n) >= 4 for n in os.listdir(d))
+           for d in latest):  # fmt: skip
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  assert proc.wait() == -signal.SIGKILL, "the job ended before it was killed"
+  assert not os.path.exists(os.path.join(killed, "results.json"))
+  assert any(os.listdir(d) for d in latest if os.path.isdir(d))  # resumed, not restarted
+  out, _ = _main(killed, small_data_dir).communicate(timeout=900)
+  assert "Traceback" not in out, out
+  assert _losses(killed) == _losses(together)
+  assert _results(killed)["runs"] == _results(together)["runs"]
+
+
+def _tree(directory):
+  return sorted(os.path.relpath(os.path.join(d, f), directory)
+                for d, _, files in os.walk(directory) for f in files)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_the_other_placement_is_refused_and_left(
+  together, small_data_dir, tmp_path
+):
+  # A device run's checkpoints, the run unfinished, resumed on the host.
+  workdir = str(tmp_path / "w")
+  shutil.copytree(together, workdir)
+  os.remove(os.path.join(workdir, "runs", "fold1_seed0.json"))
+  before = _tree(os.path.join(workdir, "checkpoints"))
+  config = _config(small_data_dir)
+  config.input.placement = "host"
+  with pytest.raises(trainer.PlacementMismatch, match=r"fold1_seed0/latest/\d+ was written .*"
+                     r"input.placement='device'.*--config.input.placement=device"):  # fmt: skip
+    trainer.train_and_evaluate(config, workdir)
+  # And a host run's, resumed with the data on the devices.
+  host = str(tmp_path / "host")
+  config = _config(small_data_dir, "--config.folds=(1,)", "--config.seeds=(0,)",
+                   "--config.total_steps=2")  # fmt: skip
+  config.input.placement = "host"
+  trainer.train_and_evaluate(config, host)
+  os.remove(os.path.join(host, "runs", "fold1_seed0.json"))
+  host_before = _tree(os.path.join(host, "checkpoints"))
+  config.input.placement = "device"
+  with pytest.raises(trainer.PlacementMismatch, match=r"input.placement='host'"):
+    trainer.train_and_evaluate(config, host)
+  assert _tree(os.path.join(workdir, "checkpoints")) == before
+  assert _tree(os.path.join(host, "checkpoints")) == host_before
+  assert not os.path.exists(os.path.join(host, "checkpoints", "fold1_seed0", "unreadable"))
