@@ -30,7 +30,7 @@ from emer_jax import logs
 from emer_jax.data import on_device, pipeline
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.protocols import head_sizes
-from emer_jax.train import multi_run, trainer
+from emer_jax.train import ctrl_c, multi_run, trainer
 from emer_jax.train.writers import MetricWriter
 
 
@@ -146,7 +146,10 @@ def _train_group(config, workdir, runs: list[Run], job: _Job) -> dict:
       stack.callback(run.writer.close)
     evaluate = _Evaluator(job.evaluate(graphdef, mesh), config, mesh, runs, data, inputs["stats"])
     train = lambda k: job.train(graphdef, mesh, k)  # noqa: E731
-    state, best_model = _fit(config, train, state, best_model, data, inputs, runs, evaluate)
+    interrupt = stack.enter_context(ctrl_c.BetweenSteps())
+    state, best_model = _fit(
+      config, train, state, best_model, (data, inputs), runs, evaluate, interrupt
+    )
     model = _select(runs, state, best_model)
     return _test_and_write(config, workdir, runs, model, state, evaluate, targets)
 
@@ -208,10 +211,12 @@ def _copy(tree):
 # --- Stage 2: fit ------------------------------------------------------------------------------
 
 
-def _fit(config, train, state, best_model, data, inputs, runs, evaluate):
+def _fit(config, train, state, best_model, data_and_inputs, runs, evaluate, interrupt):
   """Trains every run to its last step; returns (state, best model), both stacked.
 
-  `train(k)` is the compiled k-step call of the group."""
+  `train(k)` is the compiled k-step call of the group. After a call in which Ctrl-C was pressed
+  (`interrupt`), waits for the checkpoints being written and raises `ctrl_c.Interrupted`."""
+  data, inputs = data_and_inputs
   names = ", ".join(run.name for run in runs)
   total = sum(run.cadence.total_steps for run in runs)
   if any(run.training for run in runs):
@@ -247,6 +252,14 @@ def _fit(config, train, state, best_model, data, inputs, runs, evaluate):
     for r, d in due.items():
       if "checkpoint" in d:
         _save_latest(runs[r], multi_run.unstack(state, r))
+    if interrupt.pressed:
+      progress.close()
+      for run in runs:
+        run.latest.wait_until_finished()
+      saved = [run.latest.latest_step() or 0 for run in runs]
+      step = min(run.step for run in runs)
+      raise ctrl_c.Interrupted(names, step, min(saved), max(r.cadence.total_steps for r in runs))
+  interrupt.restore()
   if progress is not None:
     progress.close()
   return state, best_model
