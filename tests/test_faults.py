@@ -17,7 +17,7 @@ import pytest
 
 from tests import faults
 from tests.test_emer_build import _BUILD, _tiny
-from tests.test_train import TINY
+from tests.test_train import main_flags
 from tfds_emer import build
 
 SEEDS = [0] + [pytest.param(s, marks=pytest.mark.many_seeds) for s in range(1, 6)]
@@ -34,18 +34,7 @@ SMALL_BUILD_SECONDS = 25.0  # emer/synthetic_small once it has begun writing
 
 def _main(workdir, data_dir, *extra):
   """tests/conftest.py's `tiny_run_config` as the command a user runs."""
-  return faults.command(
-    "emer_jax.main",
-    "--config=configs/quickstart.py",
-    f"--workdir={workdir}",
-    f"--config.data_dir={data_dir}",
-    "--config.total_steps=6",
-    "--config.log_every_steps=2",
-    "--config.checkpoint_every_steps=2",
-    "--config.eval_every_steps=3",
-    *TINY,
-    *extra,
-  )
+  return faults.command("emer_jax.main", *main_flags(workdir, data_dir, *extra))
 
 
 def _json(path):

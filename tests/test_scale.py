@@ -20,6 +20,7 @@ from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.protocols import head_sizes
 from emer_jax.train import steps, trainer
+from tests.conftest import tiny_run_config
 from tests.test_train import REPO, TINY, tiny_config
 
 
@@ -134,15 +135,6 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_state(train):
   assert floats == {jnp.dtype(jnp.float32)}  # parameters, batch statistics, Adam moments
 
 
-def _run_config(data_dir):
-  config = tiny_config(data_dir)
-  config.total_steps = 6
-  config.log_every_steps = 2
-  config.checkpoint_every_steps = 2
-  config.eval_every_steps = 3
-  return config
-
-
 def _train_losses(workdir):
   rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   return [(r["step"], r["train/loss/total"]) for r in rows if "train/loss/total" in r]
@@ -162,7 +154,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(
 
   monkeypatch.setattr(pipeline, "to_global", poison_fifth_training_batch)
   with pytest.raises(trainer.NonFiniteError, match="Non-finite loss and gradients at step 5"):
-    trainer.train_and_evaluate(_run_config(small_data_dir), str(tmp_path))
+    trainer.train_and_evaluate(tiny_run_config(small_data_dir), str(tmp_path))
   latest = ocp.CheckpointManager(tmp_path / "checkpoints" / "fold1_seed0" / "latest")
   assert latest.all_steps() == [2, 4]
   assert [s for s, _ in _train_losses(tmp_path)] == [2, 4]
@@ -170,7 +162,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(
 
 
 def test_unreadable_latest_checkpoint_is_skipped_with_a_warning(small_data_dir, tmp_path, caplog):
-  config = _run_config(small_data_dir)
+  config = tiny_run_config(small_data_dir)
   trainer.train_and_evaluate(config, str(tmp_path))
   results, losses = (tmp_path / "results.json").read_text(), _train_losses(tmp_path)
   (tmp_path / "runs" / "fold1_seed0.json").unlink()  # the run must train again

@@ -76,11 +76,10 @@ def test_train_steps_decrease_the_loss_on_8_devices(small_data_dir):
   assert {"loss/invariant", "loss/specific", "discriminator/accuracy_invariant"} <= set(metrics)
 
 
-def _main(workdir, data_dir, *extra):
-  cmd = [
-    sys.executable,
-    "-m",
-    "emer_jax.main",
+def main_flags(workdir, data_dir, *extra) -> list[str]:
+  """`python -m emer_jax.main`'s flags for a tiny 6-step quickstart (conftest's
+  `tiny_run_config` as a command)."""
+  return [
     "--config=configs/quickstart.py",
     f"--workdir={workdir}",
     f"--config.data_dir={data_dir}",
@@ -91,6 +90,10 @@ def _main(workdir, data_dir, *extra):
     *TINY,
     *extra,
   ]
+
+
+def _main(workdir, data_dir, *extra):
+  cmd = [sys.executable, "-m", "emer_jax.main", *main_flags(workdir, data_dir, *extra)]
   env = os.environ | {"JAX_PLATFORMS": ""}  # as a user runs it: jax looks for accelerators
   return subprocess.Popen(
     cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
