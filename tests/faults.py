@@ -77,18 +77,7 @@ def stop(cmd, *, seed: int, within: float, after=None, sig=signal.SIGKILL) -> St
 
 def finish(cmd) -> str:
   """Runs `cmd` to the end; its output (stdout and stderr), which says nothing went wrong."""
-  with tempfile.TemporaryFile("w+") as log:
-    proc = _start(cmd, log)
-    try:
-      proc.wait(timeout=TIMEOUT)
-    finally:
-      if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.seek(0)
-    out = log.read()
-  assert proc.returncode == 0, out
-  assert_clean_exit(out)
-  return out
+  return timed(cmd)[1]
 
 
 def assert_clean_exit(out: str):
@@ -96,11 +85,29 @@ def assert_clean_exit(out: str):
     assert text not in out, out
 
 
-def timed(cmd) -> tuple[float, str]:
-  """(seconds, output) of an uninterrupted run: the length a seeded moment is drawn within."""
-  start = time.monotonic()
-  out = finish(cmd)
-  return time.monotonic() - start, out
+def timed(cmd, after=None) -> tuple[float, str]:
+  """(seconds, output) of an uninterrupted run, counted from the moment `after` (as in `stop`)
+  holds: the length a seeded moment is drawn within."""
+  with tempfile.TemporaryFile("w+") as log:
+    proc = _start(cmd, log)
+    start = time.monotonic()
+    while after is not None and proc.poll() is None:
+      log.seek(0)
+      if after(log.read()) if callable(after) else after in log.read():
+        start = time.monotonic()
+        break
+      time.sleep(0.01)
+    try:
+      proc.wait(timeout=TIMEOUT)
+    finally:
+      if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    seconds = time.monotonic() - start
+    log.seek(0)
+    out = log.read()
+  assert proc.returncode == 0, out
+  assert_clean_exit(out)
+  return seconds, out
 
 
 def tree(root, skip=(), named=None) -> dict:
