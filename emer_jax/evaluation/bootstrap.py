@@ -105,8 +105,8 @@ def _run_scores(runs: Runs, fold_draws) -> list[dict[str, np.ndarray]]:
   for fold, frame in runs:
     subsets = {"": None}
     if predictions.MASKED in frame:  # `metrics.masked_metrics`' subsets
-      masked = frame[predictions.MASKED].to_numpy().astype(bool)
-      subsets |= {"_masked": masked, "_unmasked": ~masked}
+      rows = metrics_lib.subset_rows(frame[predictions.MASKED].to_numpy().astype(bool))
+      subsets |= {f"_{name}": r for name, r in rows.items()}
     scores = {}
     for target in predictions.targets_in(frame):
       truth, pred = frame[target].to_numpy(), frame[predictions.PRED_PREFIX + target].to_numpy()
@@ -214,8 +214,10 @@ def mark_ties(records: Sequence[Mapping], workdirs: Mapping, seed: int = SEED, n
     if direction is None or target not in TARGETS:
       continue
     kind = TARGETS[target].kind
-    subset_metric = metric.rsplit("_", 1)[0] in metrics_lib.SUBSET_METRICS[kind]
-    if metric not in METRICS[kind] and not subset_metric:
+    subset_metrics = {
+      f"{m}_{subset}" for m in metrics_lib.SUBSET_METRICS[kind] for subset in metrics_lib.SUBSETS
+    }
+    if metric not in METRICS[kind] and metric not in subset_metrics:
       continue
     finite = [r for r in cells if np.isfinite(r["mean"])]
     if not finite:

@@ -173,6 +173,14 @@ def target_metrics(y_true: Mapping, y_pred: Mapping) -> dict[str, dict]:
 
 
 SUBSET_METRICS = {"classification": ("war", "uar"), "regression": ("mae",)}
+SUBSETS = ("masked", "unmasked")
+
+
+def subset_rows(masked) -> dict[str, np.ndarray]:
+  """{'masked': rows, 'unmasked': rows}: the two subsets the `…_masked`/`…_unmasked` metrics
+  are computed on, from (N,) `masked` (ER ≠ FER)."""
+  masked = np.asarray(masked, bool)
+  return dict(zip(SUBSETS, (masked, ~masked), strict=True))
 
 
 def masked_metrics(y_true: Mapping, y_pred: Mapping, masked) -> dict[str, dict]:
@@ -183,9 +191,8 @@ def masked_metrics(y_true: Mapping, y_pred: Mapping, masked) -> dict[str, dict]:
   there. Returns {target: {'war_masked': …, 'war_unmasked': …}} with the `SUBSET_METRICS` of the
   target's kind; a subset without samples is left out.
   """
-  masked = np.asarray(masked, bool)
   out = {name: {} for name in y_true}
-  for subset, rows in (("masked", masked), ("unmasked", ~masked)):
+  for subset, rows in subset_rows(masked).items():
     if not rows.any():
       continue
     pooled = target_metrics(

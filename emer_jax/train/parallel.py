@@ -148,7 +148,7 @@ def _train_group(config, workdir, runs: list[Run], job: _Job) -> dict:
     train = lambda k: job.train(graphdef, mesh, k)  # noqa: E731
     interrupt = stack.enter_context(ctrl_c.BetweenSteps())
     state, best_model = _fit(
-      config, train, state, best_model, (data, inputs), runs, evaluate, interrupt
+      config, train, state, best_model, data, inputs, runs, evaluate, interrupt
     )
     model = _select(runs, state, best_model)
     return _test_and_write(config, workdir, runs, model, state, evaluate, targets)
@@ -211,12 +211,11 @@ def _copy(tree):
 # --- Stage 2: fit ------------------------------------------------------------------------------
 
 
-def _fit(config, train, state, best_model, data_and_inputs, runs, evaluate, interrupt):
+def _fit(config, train, state, best_model, data, inputs, runs, evaluate, interrupt):
   """Trains every run to its last step; returns (state, best model), both stacked.
 
   `train(k)` is the compiled k-step call of the group. After a call in which Ctrl-C was pressed
   (`interrupt`), waits for the checkpoints being written and raises `ctrl_c.Interrupted`."""
-  data, inputs = data_and_inputs
   names = ", ".join(run.name for run in runs)
   total = sum(run.cadence.total_steps for run in runs)
   if any(run.training for run in runs):
