@@ -62,9 +62,10 @@ def base_config(variant: str = "reference") -> ml_collections.ConfigDict:
 
   # With the data on the devices, runs (folds × seeds) train together in groups of at most
   # `parallel_runs` (0: all of them in one group; 1: one at a time), `steps_per_call` steps
-  # per host call (emer_jax.train.parallel). The host placement trains one run at a time.
+  # per host call (0: 1 on a CPU, 8 elsewhere; emer_jax.train.parallel). The host placement
+  # trains one run at a time.
   c.parallel_runs = 0
-  c.steps_per_call = 8
+  c.steps_per_call = 0
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1

@@ -51,6 +51,10 @@ def _positive_int(value) -> bool:
   return isinstance(value, int | np.integer) and not isinstance(value, bool) and value > 0
 
 
+def _non_negative_int(value) -> bool:
+  return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0
+
+
 def _non_negative(value) -> bool:
   return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
@@ -96,7 +100,7 @@ def config_errors(c) -> list[str]:
     need(_positive_int(_get(c, key)), key, "expected a positive integer")
   need(_positive_int(c.keep_checkpoints), "keep_checkpoints", "expected a positive integer")
   for key in ("total_steps", "eval_every_steps", "warmup_steps"):
-    need(_non_negative(_get(c, key)), key, "expected an integer ≥ 0")
+    need(_non_negative_int(_get(c, key)), key, "expected an integer ≥ 0")
   if c.total_steps == 0 and c.mode == "train":
     need(_positive_int(c.num_epochs), "num_epochs", "expected a positive integer")
   lr = c.learning_rate
@@ -115,12 +119,16 @@ def config_errors(c) -> list[str]:
   for key in ("input.num_frames", "input.num_eye_rows", "input.num_threads"):
     need(_positive_int(_get(c, key)), key, "expected a positive integer")
   for key in ("input.prefetch", "input.workers"):
-    need(_non_negative(_get(c, key)), key, "expected an integer ≥ 0")
+    need(_non_negative_int(_get(c, key)), key, "expected an integer ≥ 0")
   need(c.input.placement in PLACEMENTS, "input.placement", f"expected one of {PLACEMENTS}")
-  need(_positive_int(c.steps_per_call), "steps_per_call", "expected a positive integer")
+  need(
+    _non_negative_int(c.steps_per_call),
+    "steps_per_call",
+    "expected an integer ≥ 0 (0: 1 on a CPU, 8 elsewhere)",
+  )
   parallel = c.parallel_runs
   need(
-    isinstance(parallel, int) and not isinstance(parallel, bool) and parallel >= 0,
+    _non_negative_int(parallel),
     "parallel_runs",
     "expected an integer ≥ 0 (0: all runs together, 1: one at a time)",
   )
@@ -138,7 +146,7 @@ def config_errors(c) -> list[str]:
   if "benchmark" in c:
     need(_positive_int(c.benchmark.steps), "benchmark.steps", "expected a positive integer")
     for key in ("benchmark.warmup_steps", "benchmark.input_batches", "benchmark.end_to_end_steps"):
-      need(_non_negative(_get(c, key)), key, "expected an integer ≥ 0")
+      need(_non_negative_int(_get(c, key)), key, "expected an integer ≥ 0")
   return errors
 
 

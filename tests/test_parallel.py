@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from emer_jax.train import trainer
@@ -162,3 +164,48 @@ def test_a_checkpoint_of_the_other_placement_is_refused_and_left(
   assert _tree(os.path.join(workdir, "checkpoints")) == before
   assert _tree(os.path.join(host, "checkpoints")) == host_before
   assert not os.path.exists(os.path.join(host, "checkpoints", "fold1_seed0", "unreadable"))
+
+
+@pytest.mark.slow
+def test_eval_mode_reads_a_device_runs_best_and_latest(together, small_data_dir, tmp_path):
+  workdir = str(tmp_path / "w")
+  shutil.copytree(together, workdir)
+  best = os.path.join(workdir, "checkpoints", "fold1_seed0", "best")
+  shutil.rmtree(best)
+  config = _config(small_data_dir)
+  config.mode = "eval"
+  evaluated = trainer.train_and_evaluate(config, workdir)
+  runs = {(r["fold"], r["seed"]): r for r in evaluated["runs"]}
+  assert runs[(1, 0)]["evaluated"].endswith("fold1_seed0/latest/7")
+  assert runs[(4, 1)]["evaluated"].endswith("fold4_seed1/best/" + str(
+    next(r["selected_step"] for r in _results(together)["runs"] if (r["fold"], r["seed"]) == (4, 1))
+  ))  # fmt: skip
+  # Tested on the host from `best`, a run scores what its device-side test recorded.
+  for trained in _results(together)["runs"]:
+    key = (trained["fold"], trained["seed"])
+    if key != (1, 0):
+      war = runs[key]["metrics"]["er_emotion"]["war"], trained["metrics"]["er_emotion"]["war"]
+      assert abs(war[0] - war[1]) <= 1 / trained["num_test"] + 1e-9, (key, war)
+  # The weights evaluated are the ones `latest` holds.
+  _, abstract, state = trainer.init_state(
+    config, trainer.head_sizes(trainer.run_targets(config)), 0, 0, trainer.make_mesh(config)
+  )
+  latest = os.path.join(workdir, "checkpoints", "fold1_seed0", "latest")
+  loaded, _ = trainer.load_for_eval(("latest", latest, 7), abstract, state)
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    raw = checkpointer.restore(os.path.join(latest, "7", "state"))["model"]
+  a, b = _leaves(loaded["model"]), _leaves(raw)
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def _leaves(tree) -> dict:
+  """{path: array} of a state or a restored nested dict (an nnx Variable's 'value' left out)."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    parts = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    out["/".join(p for p in parts if p != "value")] = np.asarray(leaf)
+  return out

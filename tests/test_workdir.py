@@ -223,7 +223,7 @@ def test_stream_keys_of_a_seed_are_not_those_of_another():
     ("init_checkpoint", "w.pth", "convert it first with python -m emer_jax.convert"),
     ("init_checkpoint", "/nonexistent/model", "'/nonexistent/model': no such folder"),
     ("parallel_runs", -1, "parallel_runs=-1: expected an integer ≥ 0"),
-    ("steps_per_call", 0, "steps_per_call=0: expected a positive integer"),
+    ("steps_per_call", -1, "steps_per_call=-1: expected an integer ≥ 0"),
     ("input.placement", "gpu", "input.placement='gpu': expected one of ('auto', 'device'"),
   ],
 )

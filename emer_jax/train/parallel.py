@@ -223,7 +223,7 @@ def _fit(config, train, state, best_model, data, inputs, runs, evaluate, interru
   progress, ticks = None, {}
   while any(run.training for run in runs):
     k = min(
-      [config.steps_per_call]
+      [multi_run.steps_per_call(config)]
       + [run.cadence.next_due(run.step) - run.step for run in runs if run.training]
     )
     starts = np.asarray([run.step for run in runs], np.int32)

@@ -879,10 +879,16 @@ def _eval_sources(config, workdir) -> dict:
 def load_for_eval(source, abstract, state):
   """The state with the weights of a run's `best` (or `latest`) checkpoint, read in place."""
   kind, directory, step = source
-  path = os.path.join(directory, str(step), "model" if kind == "best" else "state")
-  with ocp.StandardCheckpointer() as checkpointer:
-    if kind == "best":
-      model = checkpointer.restore(path, abstract["model"])
-    else:
-      model = checkpointer.restore(path, abstract)["model"]
+  if kind == "best":
+    with ocp.StandardCheckpointer() as checkpointer:
+      model = checkpointer.restore(os.path.join(directory, str(step), "model"), abstract["model"])
+  else:  # the model alone: the optimiser state differs between placements
+    item = {"model": abstract["model"]}
+    with ocp.PyTreeCheckpointer() as checkpointer:
+      model = checkpointer.restore(
+        os.path.join(directory, str(step), "state"),
+        args=ocp.args.PyTreeRestore(
+          item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True
+        ),
+      )["model"]
   return nnx.State({"model": model, "optimizer": state["optimizer"]}), f"{directory}/{step}"
