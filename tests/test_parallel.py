@@ -4,11 +4,9 @@ placement is refused by name and left in place."""
 
 import json
 import os
+import re
 import shutil
 import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
@@ -16,7 +14,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from emer_jax.train import trainer
-from tests.test_train import REPO, TINY, tiny_config
+from tests import faults
+from tests.test_train import TINY, tiny_config
 
 # Two folds × two seeds, eye streams only (no ResNet to compile); one epoch is 7 steps of fold
 # 1 and 8 of fold 4, so runs of a group stop at different steps.
@@ -101,34 +100,48 @@ def key_list(results):
 
 
 def _main(workdir, data_dir):
-  cmd = [sys.executable, "-m", "emer_jax.main", "--config=configs/quickstart.py",
-         f"--workdir={workdir}", f"--config.data_dir={data_dir}", "--config.parallel_runs=0",
-         *TINY, *ARGS]  # fmt: skip
-  return subprocess.Popen(
-    cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-  )
+  return faults.command("emer_jax.main", "--config=configs/quickstart.py", f"--workdir={workdir}",
+                        f"--config.data_dir={data_dir}", "--config.parallel_runs=0", *TINY, *ARGS)  # fmt: skip
+
+
+def _checkpointed(workdir, at_least: int):
+  """Whether some run of the job has a `latest` checkpoint of step ≥ `at_least`."""
+
+  def holds(_output) -> bool:
+    root = os.path.join(workdir, "checkpoints")
+    return any(
+      n.isdigit() and int(n) >= at_least
+      for run in (os.listdir(root) if os.path.isdir(root) else ())
+      for n in os.listdir(os.path.join(root, run, "latest"))
+      if os.path.isdir(os.path.join(root, run, "latest"))
+    )
+
+  return holds
 
 
 @pytest.mark.slow
-def test_killed_parallel_job_resumes_bit_exactly(together, small_data_dir, tmp_path):
-  killed = str(tmp_path / "killed")
-  proc = _main(killed, small_data_dir)
-  latest = [os.path.join(killed, "checkpoints", f"fold{f}_seed{s}", "latest")
-            for f, s in ((1, 0), (4, 0), (1, 1), (4, 1))]  # fmt: skip
-  deadline = time.time() + 600
-  while time.time() < deadline and proc.poll() is None:
-    if any(os.path.isdir(d) and any(n.isdigit() and int(n) >= 4 for n in os.listdir(d))
-           for d in latest):  # fmt: skip
-      break
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  assert proc.wait() == -signal.SIGKILL, "the job ended before it was killed"
-  assert not os.path.exists(os.path.join(killed, "results.json"))
-  assert any(os.listdir(d) for d in latest if os.path.isdir(d))  # resumed, not restarted
-  out, _ = _main(killed, small_data_dir).communicate(timeout=900)
-  assert "Traceback" not in out, out
-  assert _losses(killed) == _losses(together)
-  assert _results(killed)["runs"] == _results(together)["runs"]
+def test_a_parallel_job_stopped_by_ctrl_c_then_killed_resumes_bit_exactly(
+  together, small_data_dir, tmp_path
+):
+  workdir = str(tmp_path / "w")
+  cmd = _main(workdir, small_data_dir)
+  stopped = faults.stop(cmd, seed=0, within=0.0, after=_checkpointed(workdir, 2), sig=signal.SIGINT)
+  assert stopped.returncode == 130, stopped.output
+  faults.assert_clean_exit(stopped.output)
+  runs = "fold1_seed0, fold4_seed0, fold1_seed1, fold4_seed1"
+  message = re.fullmatch(
+    rf"Interrupted {runs} at step (\d) of 8; the last checkpoint is step (\d)\. Rerun the same "
+    r"command to resume\.",
+    stopped.output.rstrip().splitlines()[-1],
+  )
+  assert message and 2 <= int(message[2]) <= int(message[1]) < 7, stopped.output
+
+  killed = faults.stop(cmd, seed=0, within=0.0, after=_checkpointed(workdir, 6))
+  assert killed.returncode == -signal.SIGKILL, "the job ended before it was killed"
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+  faults.assert_clean_exit(faults.finish(cmd))
+  assert _losses(workdir) == _losses(together)
+  assert _results(workdir)["runs"] == _results(together)["runs"]
 
 
 def _tree(directory):
@@ -209,3 +222,24 @@ def _leaves(tree) -> dict:
       leaf = jax.random.key_data(leaf)
     out["/".join(p for p in parts if p != "value")] = np.asarray(leaf)
   return out
+
+
+@pytest.mark.slow
+def test_runs_trained_together_start_from_init_checkpoint(together, small_data_dir, tmp_path):
+  best = os.path.join(together, "checkpoints", "fold1_seed0", "best")
+  model = os.path.join(best, max(os.listdir(best), key=lambda n: int(n) if n.isdigit() else -1),
+                       "model")  # fmt: skip
+  workdir = str(tmp_path / "w")
+  config = _config(small_data_dir, "--config.seeds=(0,)", "--config.total_steps=2")
+  config.init_checkpoint = model
+  config.learning_rate = 1e-9
+  trainer.train_and_evaluate(config, workdir)
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    start = _leaves(checkpointer.restore(model))
+    for fold in (1, 4):
+      latest = os.path.join(workdir, "checkpoints", f"fold{fold}_seed0", "latest", "2", "state")
+      trained = _leaves(checkpointer.restore(latest)["model"])
+      assert trained.keys() == start.keys()
+      for k in start:  # the weights; the dropout streams' counters move on
+        if np.issubdtype(start[k].dtype, np.floating):
+          np.testing.assert_allclose(trained[k], start[k], atol=1e-6, err_msg=k)
