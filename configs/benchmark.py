@@ -23,6 +23,5 @@ def get_config(variant="reference"):
   c.folds = (1,)
   # Runs trained together on data sampled on the devices, e.g. (1, 2, 4, 8); () skips it.
   c.benchmark.parallel_runs = ()
-  c.benchmark.steps_per_call = 4  # steps of the parallel runs per host call
   c.lock()
   return c

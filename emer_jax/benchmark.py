@@ -11,7 +11,7 @@ mesh, so the model's speed is measured apart from the input pipeline, which is t
 reports. `flops_per_sample` comes from XLA's cost analysis of the compiled train step, `mfu` from it and
 the device's peak FLOP/s (`PEAK_FLOPS`; null where unknown, e.g. on a CPU). With
 `benchmark.parallel_runs`, R runs train together (`train.multi_run`) on data sampled on the
-devices, `benchmark.steps_per_call` steps per call, for each R listed.
+devices, `steps_per_call` steps per call (0: 1 on a CPU, 8 elsewhere), for each R listed.
 """
 
 import contextlib
@@ -135,7 +135,7 @@ def _input_throughput(config, targets) -> float | None:
 
 def _parallel_runs(config, source, arrays, heads, num_runs: int, flops_per_sample) -> dict:
   """`num_runs` runs of batch `batch_size` trained together on data sampled on the devices."""
-  bench, k = config.benchmark, config.benchmark.steps_per_call
+  bench, k = config.benchmark, multi_run.steps_per_call(config)
   targets = tuple(heads)
   mesh = multi_run.run_mesh(num_runs)
   _, options = on_device.sampling(source, config, targets)

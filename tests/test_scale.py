@@ -239,7 +239,7 @@ def test_benchmark_prints_one_json_line(small_data_dir):
     "--config.input.num_threads=1",
     "--config.mesh.model=2",
     "--config.benchmark.parallel_runs=(2,)",
-    "--config.benchmark.steps_per_call=2",
+    "--config.steps_per_call=2",
     "--config.benchmark.end_to_end_steps=2",
     *TINY,
   ]
