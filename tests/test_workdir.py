@@ -78,6 +78,13 @@ def test_eval_mode_then_training_rerun_after_a_kill_equals_an_uninterrupted_run(
   trainer.train_and_evaluate(config, killed)
   assert _results(killed) == _results(full)
 
+  # Without `best`, eval mode tests the newest `latest`, and only writes under eval/.
+  shutil.rmtree(os.path.join(killed, "checkpoints", "fold1_seed0", "best"))
+  before = _snapshot(killed)
+  evaluation = trainer.train_and_evaluate(eval_config, killed)
+  assert evaluation["runs"][0]["evaluated"].endswith("fold1_seed0/latest/6")
+  assert _snapshot(killed) == before
+
 
 def test_eval_mode_with_nothing_to_evaluate_names_what_it_looked_for(small_data_dir, tmp_path):
   config = tiny_run_config(small_data_dir)
