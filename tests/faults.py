@@ -75,6 +75,21 @@ def stop(cmd, *, seed: int, within: float, after=None, sig=signal.SIGKILL) -> St
     return Stopped(proc.returncode, log.read(), pause)
 
 
+def checkpointed(workdir, at_least: int):
+  """A `stop` moment: some run of `workdir` has a `latest` checkpoint of step ≥ `at_least`."""
+
+  def holds(_output) -> bool:
+    root = os.path.join(workdir, "checkpoints")
+    latest = (
+      [os.path.join(root, run, "latest") for run in os.listdir(root)] if os.path.isdir(root) else []
+    )
+    return any(
+      n.isdigit() and int(n) >= at_least for d in latest if os.path.isdir(d) for n in os.listdir(d)
+    )
+
+  return holds
+
+
 def finish(cmd) -> str:
   """Runs `cmd` to the end; its output (stdout and stderr), which says nothing went wrong."""
   return timed(cmd)[1]

@@ -17,7 +17,7 @@ import pytest
 
 from tests import faults
 from tests.test_emer_build import _BUILD, _tiny
-from tests.test_train import main_flags
+from tests.test_train import losses, main_flags
 from tfds_emer import build
 
 SEEDS = [0] + [pytest.param(s, marks=pytest.mark.many_seeds) for s in range(1, 6)]
@@ -49,13 +49,6 @@ def _copy(finished, tmp_path, *remove) -> str:
     path = os.path.join(workdir, name)
     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
   return workdir
-
-
-def _checkpointed(workdir, step):
-  latest = os.path.join(workdir, "checkpoints", "fold1_seed0", "latest")
-  return lambda _: (
-    os.path.isdir(latest) and any(d.isdigit() and int(d) >= step for d in os.listdir(latest))
-  )
 
 
 # --- Evaluation and report writing -------------------------------------------------------------
@@ -111,12 +104,6 @@ def test_report_writing_killed_then_rerun_writes_the_same_reports(
 # --- Training ----------------------------------------------------------------------------------
 
 
-def _losses(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
-  return [(r["step"], r["train/loss/total"]) for r in rows if "train/loss/total" in r]
-
-
 @pytest.mark.parametrize("seed", MANY_SEEDS)
 def test_training_killed_at_a_seeded_moment_then_rerun_equals_an_uninterrupted_run(
   finished, small_data_dir, tmp_path, seed
@@ -127,7 +114,7 @@ def test_training_killed_at_a_seeded_moment_then_rerun_equals_an_uninterrupted_r
   cmd = _main(workdir, small_data_dir)
   faults.stop(cmd, seed=seed, within=TRAIN_SECONDS)
   faults.finish(cmd)
-  assert _losses(workdir) == _losses(full)
+  assert losses(workdir) == losses(full)
   assert _json(os.path.join(workdir, "results.json")) == _json(os.path.join(full, "results.json"))
 
 
@@ -137,7 +124,9 @@ def test_ctrl_c_says_where_it_stopped_and_the_rerun_resumes_then_restart_moves_i
   full = finished[0]
   workdir = str(tmp_path / "w")
   cmd = _main(workdir, small_data_dir)
-  stopped = faults.stop(cmd, seed=0, within=0.5, after=_checkpointed(workdir, 2), sig=signal.SIGINT)
+  stopped = faults.stop(
+    cmd, seed=0, within=0.5, after=faults.checkpointed(workdir, 2), sig=signal.SIGINT
+  )
   assert stopped.returncode == 130, stopped.output
   faults.assert_clean_exit(stopped.output)
   latest = os.listdir(os.path.join(workdir, "checkpoints", "fold1_seed0", "latest"))
@@ -151,12 +140,12 @@ def test_ctrl_c_says_where_it_stopped_and_the_rerun_resumes_then_restart_moves_i
   assert step and last <= int(step[1]) < 6, stopped.output
 
   faults.finish(cmd)  # resumes from the checkpoint Ctrl-C left
-  assert _losses(workdir) == _losses(full)
+  assert losses(workdir) == losses(full)
   assert _json(os.path.join(workdir, "results.json")) == _json(os.path.join(full, "results.json"))
 
   changed = _main(workdir, small_data_dir, "--config.learning_rate=0.5")
   finished_tree = faults.tree(workdir, skip=(".lock",))
-  trained_anew = _checkpointed(workdir, 2)
+  trained_anew = faults.checkpointed(workdir, 2)
   restarted = faults.stop(
     [*changed, "--restart"],
     seed=0,
@@ -168,7 +157,7 @@ def test_ctrl_c_says_where_it_stopped_and_the_rerun_resumes_then_restart_moves_i
   (aside,) = [d for d in os.listdir(workdir) if d.startswith("before-restart-")]
   assert faults.tree(os.path.join(workdir, aside)) == finished_tree
   assert _json(os.path.join(workdir, "config.json"))["learning_rate"] == 0.5
-  logged = [s for s, _ in _losses(workdir)]
+  logged = [s for s, _ in losses(workdir)]
   assert logged[0] == 2 and logged[-1] < 6 and logged == sorted(set(logged))  # anew, not resumed
   assert not os.path.exists(os.path.join(workdir, "runs", "fold1_seed0.json"))
 

@@ -13,7 +13,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from emer_jax.train import trainer
+from emer_jax.train import checkpoint, trainer
 from tests import faults
 from tests.test_train import TINY, tiny_config
 
@@ -104,28 +104,15 @@ def _main(workdir, data_dir):
                         f"--config.data_dir={data_dir}", "--config.parallel_runs=0", *TINY, *ARGS)  # fmt: skip
 
 
-def _checkpointed(workdir, at_least: int):
-  """Whether some run of the job has a `latest` checkpoint of step ≥ `at_least`."""
-
-  def holds(_output) -> bool:
-    root = os.path.join(workdir, "checkpoints")
-    return any(
-      n.isdigit() and int(n) >= at_least
-      for run in (os.listdir(root) if os.path.isdir(root) else ())
-      for n in os.listdir(os.path.join(root, run, "latest"))
-      if os.path.isdir(os.path.join(root, run, "latest"))
-    )
-
-  return holds
-
-
 @pytest.mark.slow
 def test_a_parallel_job_stopped_by_ctrl_c_then_killed_resumes_bit_exactly(
   together, small_data_dir, tmp_path
 ):
   workdir = str(tmp_path / "w")
   cmd = _main(workdir, small_data_dir)
-  stopped = faults.stop(cmd, seed=0, within=0.0, after=_checkpointed(workdir, 2), sig=signal.SIGINT)
+  stopped = faults.stop(
+    cmd, seed=0, within=0.0, after=faults.checkpointed(workdir, 2), sig=signal.SIGINT
+  )
   assert stopped.returncode == 130, stopped.output
   faults.assert_clean_exit(stopped.output)
   runs = "fold1_seed0, fold4_seed0, fold1_seed1, fold4_seed1"
@@ -136,7 +123,7 @@ def test_a_parallel_job_stopped_by_ctrl_c_then_killed_resumes_bit_exactly(
   )
   assert message and 2 <= int(message[2]) <= int(message[1]) < 7, stopped.output
 
-  killed = faults.stop(cmd, seed=0, within=0.0, after=_checkpointed(workdir, 6))
+  killed = faults.stop(cmd, seed=0, within=0.0, after=faults.checkpointed(workdir, 6))
   assert killed.returncode == -signal.SIGKILL, "the job ended before it was killed"
   assert not os.path.exists(os.path.join(workdir, "results.json"))
   faults.assert_clean_exit(faults.finish(cmd))
@@ -214,14 +201,12 @@ def test_eval_mode_reads_a_device_runs_best_and_latest(together, small_data_dir,
 
 
 def _leaves(tree) -> dict:
-  """{path: array} of a state or a restored nested dict (an nnx Variable's 'value' left out)."""
-  out = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    parts = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
-    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-      leaf = jax.random.key_data(leaf)
-    out["/".join(p for p in parts if p != "value")] = np.asarray(leaf)
-  return out
+  """{path: array} of a state or a restored checkpoint, RNG keys as their data."""
+  is_key = lambda x: jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)  # noqa: E731
+  return {
+    name: np.asarray(jax.random.key_data(x) if is_key(x) else x)
+    for name, x in checkpoint.leaf_paths(tree).items()
+  }
 
 
 @pytest.mark.slow

@@ -107,7 +107,8 @@ def _finish(proc):
   return out
 
 
-def _losses(workdir):
+def losses(workdir):
+  """[(step, total training loss)] of metrics.jsonl's logged steps."""
   rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   return [(r["step"], r["train/loss/total"]) for r in rows if "train/loss/total" in r]
 
@@ -135,7 +136,7 @@ def test_main_end_to_end_and_exact_resume_after_sigkill(small_data_dir, tmp_path
   assert lines[-3].startswith(f"wrote results: {full}/results.md")
   assert lines[-2] == f"wrote plots: {full}/plots/  ({len(os.listdir(f'{full}/plots'))} files)"
   assert lines[-1].startswith(f"wrote logs: {full}/tensorboard/")
-  assert [s for s, _ in _losses(full)] == [2, 4, 6]
+  assert [s for s, _ in losses(full)] == [2, 4, 6]
 
   proc = _main(killed, small_data_dir)
   latest = os.path.join(killed, "checkpoints", "fold1_seed0", "latest")
@@ -148,7 +149,7 @@ def test_main_end_to_end_and_exact_resume_after_sigkill(small_data_dir, tmp_path
   proc.wait()
   assert not os.path.exists(os.path.join(killed, "results.json"))
   out = _finish(_main(killed, small_data_dir))
-  assert _losses(killed) == _losses(full)
+  assert losses(killed) == losses(full)
   assert json.load(open(os.path.join(killed, "results.json"))) == results
 
   # A finished workdir is not trained again.

@@ -13,16 +13,25 @@ class CheckpointMismatch(UserError, ValueError):
   """A readable checkpoint whose structure, shapes or dtypes differ from the model's."""
 
 
-def leaf_specs(tree) -> dict[str, tuple]:
-  """{'face_encoder/conv/kernel': (shape, dtype)} of a state, abstract state or Orbax metadata."""
+def leaf_paths(tree) -> dict:
+  """{'face_encoder/conv/kernel': leaf} of a state, abstract state, restored checkpoint or
+  Orbax metadata (an nnx Variable's trailing 'value' left out)."""
   out = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
     parts = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
     if parts and parts[-1] == "value":
       parts = parts[:-1]
+    out["/".join(parts)] = leaf
+  return out
+
+
+def leaf_specs(tree) -> dict[str, tuple]:
+  """{'face_encoder/conv/kernel': (shape, dtype)} of a state, abstract state or Orbax metadata."""
+  out = {}
+  for name, leaf in leaf_paths(tree).items():
     if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # stored as its key data
       leaf = jax.eval_shape(jax.random.key_data, leaf)
-    out["/".join(parts)] = (tuple(leaf.shape), str(leaf.dtype))
+    out[name] = (tuple(leaf.shape), str(leaf.dtype))
   return out
 
 
