@@ -137,6 +137,11 @@ def config_errors(c) -> list[str]:
       f"parallel_runs={parallel} with input.placement='host': runs train together only with "
       "the data on the devices; set input.placement='device' (or 'auto'), or parallel_runs=1"
     )
+  if c.input.placement == "device" and c.model.eye_columns != "all":
+    errors.append(
+      f"input.placement='device' with model.eye_columns={c.model.eye_columns!r}: the data on the "
+      "devices serves the 'all' columns only; set input.placement='host' (or 'auto')"
+    )
   for key in ("mesh.data", "mesh.model"):
     need(
       _get(c, key) == -1 or _positive_int(_get(c, key)), key, "expected -1 or a positive integer"

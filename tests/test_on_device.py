@@ -89,7 +89,7 @@ def test_evaluation_inputs_equal_the_host_pipelines(channel_order):
 
 
 def _host_draws(data, config, indices, num):
-  sampler = pipeline._sampler(data, config, TARGETS, train=True)
+  sampler = pipeline.clip_sampler(data, config, TARGETS, train=True)
   rng = np.random.default_rng(0)
   return [sampler((int(i), data.source[int(i)]), rng) for i in indices for _ in range(num)]
 

@@ -264,6 +264,9 @@ def test_runs_together_on_the_host_is_an_error_naming_both_keys(small_data_dir):
     trainer.resolve_placement(config, data)
   config.parallel_runs = 0
   assert trainer.resolve_placement(config, data) == ("host", None)
+  config.input.placement, config.model.eye_columns = "device", "clocks"
+  with pytest.raises(config_check.ConfigError, match="model.eye_columns='clocks': the data on"):
+    config_check.check(config)
 
 
 def test_benchmark_steps_zero_is_named():

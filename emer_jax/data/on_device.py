@@ -86,7 +86,7 @@ def decode(
 def decode_for(data: EmerSource, config, targets) -> dict:
   """`decode` with the config's input sizes and eye clocks (what the host's sampler gives)."""
   if config.model.eye_columns != "all":
-    raise ValueError(
+    raise config_check.ConfigError(
       f"model.eye_columns={config.model.eye_columns!r}: the data on the devices serves the "
       "'all' columns only; set input.placement='host'."
     )
@@ -95,8 +95,8 @@ def decode_for(data: EmerSource, config, targets) -> dict:
     targets,
     num_frames=config.input.num_frames,
     num_eye_rows=config.input.num_eye_rows,
-    clocks=pipeline._clock_columns(data, config),
-    eye_clocks=pipeline._eye_clocks(config),
+    clocks=pipeline.model_clock_columns(data, config),
+    eye_clocks=pipeline.eye_clock_mode(config),
   )
 
 
@@ -132,7 +132,7 @@ def put(arrays: dict, sharding: jax.sharding.Sharding) -> dict:
 def sampling(data: EmerSource, config, targets) -> tuple[dict, dict]:
   """(stats, options) of the host's training sampler: the eye and gaze (mean, std) that
   `train_batch`/`eval_batch` take as `stats`, and their `flip` and `bgr` options."""
-  sampler = pipeline._sampler(data, config, targets, train=True)
+  sampler = pipeline.clip_sampler(data, config, targets, train=True)
   return pipeline.normalisation(data), {"flip": sampler.flip, "bgr": sampler.bgr}
 
 

@@ -107,16 +107,16 @@ class Normalisation:
     return cls(**arrays, **{k: d[k] for k in ("eye_clocks", "num_samples", "num_rows")})
 
 
-def _eye_clocks(config) -> str:
+def eye_clock_mode(config) -> str:
   mode = config.model.eye_clocks
   if mode not in EYE_CLOCKS:
     raise ValueError(f"model.eye_clocks is {mode!r}; expected one of {EYE_CLOCKS}.")
   return mode
 
 
-def _clock_columns(data: EmerSource, config) -> tuple[int, ...]:
+def model_clock_columns(data: EmerSource, config) -> tuple[int, ...]:
   """The clock columns where the config needs them (relative clocks, clocks only), else ()."""
-  if _eye_clocks(config) == "absolute" and config.model.eye_columns == "all":
+  if eye_clock_mode(config) == "absolute" and config.model.eye_columns == "all":
     return ()
   return clock_columns(data.metadata.get("eye_columns", eye_export.COLUMNS))
 
@@ -127,7 +127,7 @@ def normalisation_stats(data: EmerSource, indices, config) -> Normalisation:
   indices = np.asarray(indices, np.int64)
   if not len(indices):
     raise ValueError("Normalisation statistics need at least one training sample.")
-  mode, clocks = _eye_clocks(config), _clock_columns(data, config)
+  mode, clocks = eye_clock_mode(config), model_clock_columns(data, config)
   eye, gaze = RunningStats(eye_export.NUM_COLUMNS), RunningStats(2)
   for i in indices:
     example = data.source[int(i)]
@@ -228,7 +228,7 @@ def normalisation(data: EmerSource) -> dict:
   return {"eye": (norm.eye_mean, norm.eye_std), "gaze": (norm.gaze_mean, norm.gaze_std)}
 
 
-def _sampler(data: EmerSource, config, targets, *, train: bool) -> ClipSampler:
+def clip_sampler(data: EmerSource, config, targets, *, train: bool) -> ClipSampler:
   norm = data.normalisation
   if norm is None:
     raise ValueError(
@@ -236,7 +236,7 @@ def _sampler(data: EmerSource, config, targets, *, train: bool) -> ClipSampler:
       "with `pipeline.with_normalisation(data, split.train, config)` (or a recorded run's with "
       "`dataclasses.replace(data, normalisation=pipeline.load_normalisation(path))`)."
     )
-  if norm.eye_clocks != _eye_clocks(config):
+  if norm.eye_clocks != eye_clock_mode(config):
     raise ValueError(
       f"The normalisation statistics were computed with eye_clocks={norm.eye_clocks!r}; the "
       f"model config says {config.model.eye_clocks!r}."
@@ -249,7 +249,7 @@ def _sampler(data: EmerSource, config, targets, *, train: bool) -> ClipSampler:
     num_eye_rows=config.input.num_eye_rows,
     targets=tuple(targets),
     normalisation=norm,
-    clocks=_clock_columns(data, config),
+    clocks=model_clock_columns(data, config),
     eye_columns=eye_columns,
     flip=train and config.input.flip,
     bgr=_channel_order(config) == "bgr",
@@ -287,7 +287,7 @@ def train_dataset(data: EmerSource, indices, config, targets, *, seed: int) -> g
     )
   ds = grain.MapDataset.source(_Take(data.source, indices)).shuffle(seed=seed).repeat()
   ds = ds[jax.process_index() :: jax.process_count()]
-  ds = ds.random_map(_sampler(data, config, targets, train=True), seed=seed)
+  ds = ds.random_map(clip_sampler(data, config, targets, train=True), seed=seed)
   ds = ds.batch(local_batch_size(config.batch_size), drop_remainder=True)
   ds = ds.to_iter_dataset(_read_options(config))
   if config.input.workers > 0:
@@ -314,7 +314,7 @@ def eval_dataset(data: EmerSource, indices, config, targets) -> grain.IterDatase
   padded, mask = eval_layout(indices, config.eval_batch_size)
   columns = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
   padded, mask = padded[:, columns].reshape(-1), mask[:, columns].reshape(-1)
-  sampler = _sampler(data, config, targets, train=False)
+  sampler = clip_sampler(data, config, targets, train=False)
   ds = grain.MapDataset.source(_Take(data.source, padded)).map(sampler)
   ds = ds.map_with_index(lambda i, x: x | {"mask": mask[i]})
   return ds.batch(local).to_iter_dataset(_read_options(config))

@@ -84,7 +84,7 @@ def _sampler(config, norm: pipeline.Normalisation) -> pipeline.ClipSampler:
   """The evaluation pipeline's sampler for `config`, normalising with `norm`. Eye exports are
   read onto the canonical 39 columns, so the clock columns are found by their canonical names."""
   data = EmerSource(None, {}, {}, normalisation=norm)
-  return pipeline._sampler(data, config, (), train=False)
+  return pipeline.clip_sampler(data, config, (), train=False)
 
 
 def _affine(base: pipeline.Normalisation, run: pipeline.Normalisation) -> dict:

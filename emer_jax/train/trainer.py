@@ -154,11 +154,12 @@ def run_keys(config) -> list[tuple[int, int]]:
 def resolve_placement(config, data) -> tuple[str, dict | None]:
   """('device', the decoded dataset) or ('host', None): where `input.placement` puts the data.
 
-  `auto` keeps the host where the device path cannot serve (several processes, the eye
-  stream reduced to its clocks); `parallel_runs` > 1 needs the devices.
+  `auto` keeps the host where the device path cannot serve (a CPU and several processes:
+  `on_device.placement`; the eye stream reduced to its clocks); `parallel_runs` > 1 needs the
+  devices.
   """
   choice, arrays = config.input.placement, None
-  if choice == "auto" and (jax.process_count() > 1 or config.model.eye_columns != "all"):
+  if choice == "auto" and config.model.eye_columns != "all":
     choice = "host"
   if choice == "device" and jax.process_count() > 1:
     raise config_check.ConfigError(
