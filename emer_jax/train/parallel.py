@@ -15,7 +15,6 @@ logs, validates or checkpoints (one compilation per distinct k).
 """
 
 import contextlib
-import dataclasses
 import os
 import time
 
@@ -27,36 +26,11 @@ from absl import logging
 from flax import nnx
 
 from emer_jax import logs
-from emer_jax.data import on_device, pipeline
+from emer_jax.data import on_device
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.protocols import head_sizes
 from emer_jax.train import ctrl_c, multi_run, trainer
 from emer_jax.train.writers import MetricWriter
-
-
-@dataclasses.dataclass
-class Run:
-  """One run of a group and where it stands."""
-
-  fold: int
-  seed: int
-  split: object
-  data: object  # the source carrying the statistics of the run's training part
-  cadence: trainer.Cadence
-  step: int = 0  # training steps done
-  best_step: int | None = None
-  best_score: float | None = None
-  latest: object = None  # checkpoint managers
-  best: object = None
-  writer: MetricWriter | None = None
-
-  @property
-  def name(self) -> str:
-    return trainer.run_name(self.fold, self.seed)
-
-  @property
-  def training(self) -> bool:
-    return self.step < self.cadence.total_steps
 
 
 def train_runs(config, workdir, data, arrays) -> list[dict]:
@@ -72,17 +46,10 @@ def train_runs(config, workdir, data, arrays) -> list[dict]:
       if os.path.exists(done):
         results[(fold, seed)] = trainer._finished_run(done, config)
       else:
-        group.append(_new_run(config, workdir, data, fold, seed))
+        group.append(trainer.new_run(config, workdir, data, fold, seed))
     if group:
       results |= _train_group(config, workdir, group, job)
   return [results[k] for k in keys]
-
-
-def _new_run(config, workdir, data, fold, seed) -> Run:
-  split = trainer.run_split(config, data, fold)
-  path = pipeline.normalisation_path(workdir, fold, seed)
-  data = trainer._normalised(data, split.train, config, path)
-  return Run(fold, seed, split, data, trainer.run_cadence(config, split))
 
 
 class _Job:
@@ -116,7 +83,7 @@ class _Job:
     return self._eval[key]
 
 
-def _train_group(config, workdir, runs: list[Run], job: _Job) -> dict:
+def _train_group(config, workdir, runs: list[trainer.Run], job: _Job) -> dict:
   """Trains, selects, tests and writes one group; returns {(fold, seed): result}."""
   targets = trainer.run_targets(config)
   mesh = multi_run.run_mesh(len(runs))
@@ -157,7 +124,7 @@ def _train_group(config, workdir, runs: list[Run], job: _Job) -> dict:
 # --- Stage 1: open or resume -------------------------------------------------------------------
 
 
-def _open_or_resume(config, runs: list[Run], heads, mesh):
+def _open_or_resume(config, runs: list[trainer.Run], heads, mesh):
   """(graphdef, stacked state, stacked best model): each run's `latest`, else `init_checkpoint`
   or fresh weights; sets each run's step and recorded best.
 
@@ -193,7 +160,7 @@ def _open_or_resume(config, runs: list[Run], heads, mesh):
   return graphdef, state, multi_run.stack_states(jax.device_get(best), mesh)
 
 
-def _common_step(runs: list[Run]) -> int:
+def _common_step(runs: list[trainer.Run]) -> int:
   """The newest checkpoint step every run still training holds (0: none)."""
   held = [
     set(run.latest.all_steps()) | {0}
@@ -264,22 +231,12 @@ def _fit(config, train, state, best_model, data, inputs, runs, evaluate, interru
   return state, best_model
 
 
-def _log(config, run: Run, metrics: dict, ticks: dict, now: float):
+def _log(config, run: trainer.Run, metrics: dict, ticks: dict, now: float):
   """The run's metrics.jsonl line of its current step, as the single-run trainer writes it."""
   logged = trainer.train_logged(metrics)
   logged["train/learning_rate"] = metrics["learning_rate"]
   logged["train/grl_lambda"] = metrics["grl_lambda"]
-  run.writer.write(run.step, logged | _perf(config, run, ticks, now))
-
-
-def _perf(config, run: Run, ticks: dict, now: float) -> dict:
-  """Throughput since the run's previous log (counted from the end of the compiling call)."""
-  tick, tick_step = ticks[run.name]
-  if run.step <= tick_step:
-    return {}
-  ticks[run.name] = (now, run.step)
-  rate = (run.step - tick_step) / (now - tick)
-  return {"perf/steps_per_s": rate, "perf/samples_per_s": rate * config.batch_size}
+  run.writer.write(run.step, logged | trainer.perf(config, run, ticks, now))
 
 
 def _validate(config, runs, due, state, best_model, evaluate):
@@ -306,7 +263,7 @@ def _select_runs(take, new, old):
   return multi_run.select_runs(take, new, old)
 
 
-def _save_latest(run: Run, state):
+def _save_latest(run: trainer.Run, state):
   """The run's own state at its step; a step already held was written before a kill, by the
   same computation, and stays as it is."""
   if run.step in run.latest.all_steps():
@@ -336,9 +293,7 @@ def _test_and_write(config, workdir, runs, model, state, evaluate, targets) -> d
   for r, run in enumerate(runs):
     labels = trainer.labels_of(run.data, run.split.test, targets)
     test = metrics_lib.target_metrics(labels, outputs[r])
-    result = trainer.run_result(
-      config, run.fold, run.seed, run.best_step, run.cadence, run.split, test
-    )
+    result = trainer.run_result(config, run, test)
     trainer._write_run(workdir, result, run.data, run.split.test, targets, outputs[r])
     run.writer.write_test(result["selected_step"], metrics_lib.flatten_scalars(test, "test/"))
     results[(run.fold, run.seed)] = result

@@ -2,6 +2,8 @@
 
 A run goes through five stages: open or resume (`_open_or_resume`), fit (`_fit`), select the
 validation-best weights (`_select`), test (`_evaluate` on the test split) and write (`_write_run`).
+A `Run` holds where a run stands (its step, its best step and score, its checkpoint managers and
+metric writer); the stages read and advance it.
 With the data on the devices (`resolve_placement`), `emer_jax.train.parallel` takes the runs
 through the same stages in groups trained together, writing the same files.
 
@@ -287,72 +289,86 @@ def run_cadence(config, split) -> Cadence:
   )
 
 
-def run_result(config, fold, seed, chosen, cadence, split, test) -> dict:
+def run_result(config, run, test) -> dict:
   """What `runs/<run>.json` records of a tested run (`_write_run` adds masked metrics)."""
   return {
-    "fold": fold,
-    "seed": seed,
-    "selected_step": chosen or cadence.total_steps,
-    "num_train": len(split.train),
-    "num_val": len(split.val),
-    "num_test": len(split.test),
+    "fold": run.fold,
+    "seed": run.seed,
+    "selected_step": run.best_step or run.cadence.total_steps,
+    "num_train": len(run.split.train),
+    "num_val": len(run.split.val),
+    "num_test": len(run.split.test),
     "metrics": test,
     "config": _config_json(config),
   }
 
 
+@dataclasses.dataclass
+class Run:
+  """One run (a fold and a seed) and where it stands; both placements' stages update it."""
+
+  fold: int
+  seed: int
+  split: object
+  data: object  # the source carrying the statistics of the run's training part
+  cadence: Cadence
+  step: int = 0  # training steps done
+  best_step: int | None = None  # the validation-best step so far, and its score
+  best_score: float | None = None
+  latest: object = None  # checkpoint managers
+  best: object = None
+  writer: MetricWriter | None = None
+
+  @property
+  def name(self) -> str:
+    return run_name(self.fold, self.seed)
+
+  @property
+  def training(self) -> bool:
+    return self.step < self.cadence.total_steps
+
+
+def new_run(config, workdir, data, fold, seed) -> Run:
+  """A run not started or resumed yet: its split and its training part's statistics (recorded)."""
+  split = run_split(config, data, fold)
+  data = _normalised(data, split.train, config, pipeline.normalisation_path(workdir, fold, seed))
+  return Run(fold, seed, split, data, run_cadence(config, split))
+
+
 def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
-  name = run_name(fold, seed)
-  done_path = os.path.join(workdir, "runs", f"{name}.json")
+  done_path = os.path.join(workdir, "runs", f"{run_name(fold, seed)}.json")
   if os.path.exists(done_path):
     return _finished_run(done_path, config)
   targets = run_targets(config)
-  split = run_split(config, data, fold)
-  data = _normalised(data, split.train, config, pipeline.normalisation_path(workdir, fold, seed))
-  cadence = run_cadence(config, split)
-  total_steps = cadence.total_steps
-  logs.phase(f"{name}: building the model")
-  graphdef, abstract, state = init_state(config, head_sizes(targets), seed, total_steps, mesh)
-  run_dir = os.path.join(workdir, "checkpoints", name)
-  managers = _managers(run_dir, config.keep_checkpoints)
-  with jax.set_mesh(mesh), managers as (latest, best), ctrl_c.BetweenSteps() as interrupt:
-    train_iter = _train_data(config, data, split, targets, seed)
-    state, start = _open_or_resume(config, latest, graphdef, abstract, state, train_iter, name)
+  run = new_run(config, workdir, data, fold, seed)
+  logs.phase(f"{run.name}: building the model")
+  graphdef, abstract, state = init_state(
+    config, head_sizes(targets), seed, run.cadence.total_steps, mesh
+  )
+  managers = _managers(os.path.join(workdir, "checkpoints", run.name), config.keep_checkpoints)
+  with jax.set_mesh(mesh), managers as (run.latest, run.best), ctrl_c.BetweenSteps() as interrupt:
+    train_iter = _train_data(config, run.data, run.split, targets, seed)
+    state = _open_or_resume(config, run, graphdef, abstract, state, train_iter)
     eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
-    evaluate_on = lambda s, idx, desc=None: _evaluate(  # noqa: E731
-      eval_step, s, data, idx, config, targets, mesh, desc
-    )
-    writer = MetricWriter(workdir, name, {"fold": fold, "seed": seed}, resume_step=start)
+    run.writer = MetricWriter(workdir, run.name, {"fold": fold, "seed": seed}, run.step)
 
     def validate(s):
       """Validation metrics, task losses and selection score of state `s`."""
-      outputs = predict(eval_step, s, data, split.val, config, targets, mesh)
-      return validation(config, data, split.val, targets, outputs)
+      outputs = predict(eval_step, s, run.data, run.split.val, config, targets, mesh)
+      return validation(config, run.data, run.split.val, targets, outputs)
 
     try:
-      state, chosen = _fit(
-        config,
-        graphdef,
-        state,
-        start,
-        cadence,
-        train_iter,
-        mesh,
-        validate,
-        writer,
-        (latest, best),
-        name,
-        interrupt,
+      state = _fit(config, run, graphdef, state, train_iter, mesh, validate, interrupt)
+      state = _select(run, state, abstract)
+      desc = f"{run.name}: evaluating {len(run.split.test)} test samples"
+      outputs, test = _evaluate(
+        eval_step, state, run.data, run.split.test, config, targets, mesh, desc
       )
-      state = _select(best, chosen, state, abstract)
-      outputs, test = evaluate_on(
-        state, split.test, f"{name}: evaluating {len(split.test)} test samples"
-      )
-      result = run_result(config, fold, seed, chosen, cadence, split, test)
-      _write_run(workdir, result, data, split.test, targets, outputs)
-      writer.write_test(result["selected_step"], metrics_lib.flatten_scalars(test, "test/"))
+      result = run_result(config, run, test)
+      _write_run(workdir, result, run.data, run.split.test, targets, outputs)
+      run.writer.write_test(result["selected_step"], metrics_lib.flatten_scalars(test, "test/"))
     finally:
-      writer.close()
+      run.writer.close()
   return result
 
 
@@ -430,16 +446,18 @@ class _managers:
 # --- Stage 1: open or resume -------------------------------------------------------------------
 
 
-def _open_or_resume(config, latest, graphdef, abstract, state, train_iter, name):
-  """(state, step): the newest readable `latest` checkpoint, else `init_checkpoint` or fresh."""
+def _open_or_resume(config, run, graphdef, abstract, state, train_iter):
+  """The newest readable `latest` checkpoint's state, else `init_checkpoint`'s or `state`; sets
+  the run's step and the best step and score recorded on disk."""
   items = {"data": grain.checkpoint.CheckpointRestore(train_iter)}
-  step, restored = restore_latest(latest, abstract, items, "host")
+  run.step, restored = restore_latest(run.latest, abstract, items, "host")
+  run.best_step, run.best_score = _recorded_best(run.best)
   if restored is not None:
-    logging.info("Resuming %s from step %d.", name, step)
-    return restored, step
+    logging.info("Resuming %s from step %d.", run.name, run.step)
+    return restored
   if config.init_checkpoint:
-    state = with_init_checkpoint(config, graphdef, state)
-  return state, 0
+    return with_init_checkpoint(config, graphdef, state)
+  return state
 
 
 def with_init_checkpoint(config, graphdef, state):
@@ -542,75 +560,54 @@ def _recorded_best(best) -> tuple[int | None, float | None]:
   return None, None
 
 
-def _fit(
-  config,
-  graphdef,
-  state,
-  start,
-  cadence,
-  train_iter,
-  mesh,
-  validate,
-  writer,
-  managers,
-  name,
-  interrupt,
-):
-  """Trains from `start` to the last step; returns (state, the validation-best step or None).
+def _fit(config, run, graphdef, state, train_iter, mesh, validate, interrupt):
+  """Trains the run from its step to its last; returns the state, the run's best step set.
 
-  After a step in which Ctrl-C was pressed (`interrupt`), raises `ctrl_c.Interrupted`."""
-  latest, best = managers
-  total_steps = cadence.total_steps
-  dtype = jnp.dtype(config.dtype)
+  `validate(state)` gives (metrics, losses, score). After a step in which Ctrl-C was pressed
+  (`interrupt`), raises `ctrl_c.Interrupted`."""
+  total_steps = run.cadence.total_steps
   train_step = steps.make_train_step(
     graphdef,
-    dtype=dtype,
+    dtype=jnp.dtype(config.dtype),
     alpha=config.loss.alpha,
     beta=config.loss.beta,
     head_weights=dict(config.loss.head_weights),
   )
   schedule = optim.learning_rate_schedule(config, total_steps)
-  best_step, best_score = _recorded_best(best)
-  if start < total_steps:
-    logs.phase(f"{name}: compiling the train step (the bar starts after its first step)")
-  progress = None
-  pending = []
-  tick, tick_step = time.perf_counter(), start + 1
-  for step in range(start + 1, total_steps + 1):
+  if run.training:
+    logs.phase(f"{run.name}: compiling the train step (the bar starts after its first step)")
+  progress, pending, ticks = None, [], {}
+  while run.training:
     batch = pipeline.to_global(next(train_iter), mesh)
-    lam = optim.grl_lambda(config.grl, step - 1, total_steps)
+    lam = optim.grl_lambda(config.grl, run.step, total_steps)
     state, metrics = train_step(state, batch, lam)
-    pending.append((step, metrics["finite/loss"], metrics["finite/grads"]))
-    if step == start + 1:  # throughput and the bar's ETA start after the compiling step
+    run.step += 1
+    pending.append((run.step, metrics["finite/loss"], metrics["finite/grads"]))
+    if progress is None:  # throughput and the bar's ETA start after the compiling step
       jax.block_until_ready(metrics)
-      tick, tick_step = time.perf_counter(), step
-      progress = logs.progress(total_steps, f"{name}: training", initial=step)
+      ticks[run.name] = (time.perf_counter(), run.step)
+      progress = logs.progress(total_steps, f"{run.name}: training", initial=run.step)
     else:
       progress.update(1)
-    due = cadence(step)
+    due = run.cadence(run.step)
     if "log" in due:
       check_finite(jax.device_get(pending))
       pending = []
       logged = train_logged(jax.device_get(metrics))
-      logged |= {"train/learning_rate": schedule(step - 1), "train/grl_lambda": lam}
-      if step > tick_step:
-        now = time.perf_counter()
-        rate = (step - tick_step) / (now - tick)
-        logged |= {"perf/steps_per_s": rate, "perf/samples_per_s": rate * config.batch_size}
-        tick, tick_step = now, step
-      writer.write(step, logged)
+      logged |= {"train/learning_rate": schedule(run.step - 1), "train/grl_lambda": lam}
+      run.writer.write(run.step, logged | perf(config, run, ticks, time.perf_counter()))
       progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
     if "eval" in due:
       val, val_losses, score = validate(state)
-      writer.write(step, metrics_lib.flatten_scalars(val, "val/") | val_losses)
-      if best_score is None or score > best_score:
-        _save_best(best, step, state, score)
-        best_step, best_score = step, score
+      run.writer.write(run.step, metrics_lib.flatten_scalars(val, "val/") | val_losses)
+      if run.best_score is None or score > run.best_score:
+        _save_best(run.best, run.step, state, score)
+        run.best_step, run.best_score = run.step, score
     if "checkpoint" in due:
       check_finite(jax.device_get(pending))
       pending = []
-      latest.save(
-        step,
+      run.latest.save(
+        run.step,
         args=ocp.args.Composite(
           state=ocp.args.StandardSave(state),
           data=grain.checkpoint.CheckpointSave(train_iter),
@@ -618,12 +615,22 @@ def _fit(
       )
     if interrupt.pressed:
       progress.close()
-      latest.wait_until_finished()
-      raise ctrl_c.Interrupted(name, step, latest.latest_step(), total_steps)
+      run.latest.wait_until_finished()
+      raise ctrl_c.Interrupted(run.name, run.step, run.latest.latest_step(), total_steps)
   interrupt.restore()
   if progress is not None:
     progress.close()
-  return state, best_step
+  return state
+
+
+def perf(config, run: Run, ticks: dict, now: float) -> dict:
+  """Throughput since the run's previous log (counted from the end of the compiling step)."""
+  tick, tick_step = ticks[run.name]
+  if run.step <= tick_step:
+    return {}
+  ticks[run.name] = (now, run.step)
+  rate = (run.step - tick_step) / (now - tick)
+  return {"perf/steps_per_s": rate, "perf/samples_per_s": rate * config.batch_size}
 
 
 def train_logged(metrics: dict) -> dict:
@@ -669,11 +676,11 @@ def _selection_score(config, metrics: dict) -> float:
 # --- Stage 3: select ---------------------------------------------------------------------------
 
 
-def _select(best, chosen, state, abstract):
+def _select(run, state, abstract):
   """The state with the validation-best weights (the last state when nothing was selected)."""
-  if chosen is None:
+  if run.best_step is None:
     return state
-  model = _restore_best_model(best, chosen, abstract)
+  model = _restore_best_model(run.best, run.best_step, abstract)
   return nnx.State({"model": model, "optimizer": state["optimizer"]})
 
 
