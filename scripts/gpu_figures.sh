@@ -14,11 +14,8 @@
 # folder (built where missing), WORK the folder for the protocol's workdir, PYTHON the
 # interpreter, LIMIT the seconds a stage may take (600).
 # On an accelerator machine without network whose image ships jax, flax, optax and orbax, the
-# packages it lacks are installed first from wheels fetched elsewhere (`pip download --no-deps
-# --only-binary=:all: --python-version 3.12 ...`): grain, array-record, tensorflow-datasets,
-# ml-collections, tensorboardX, python-calamine, openpyxl, et-xmlfile, importlib_resources and
-# tfds's dm-tree, immutabledict, simple_parsing, docstring-parser, tensorflow-metadata,
-# googleapis-common-protos, termcolor, toml and promise (an sdist only: `pip wheel promise`).
+# packages it lacks are installed first from wheels fetched elsewhere by scripts/gpu_wheels.sh
+# (grain, array-record, tensorflow-datasets and the rest, for Python 3.12).
 set -uo pipefail
 OUT=${1:?usage: bash scripts/gpu_figures.sh OUT [STAGE ...]}
 shift
