@@ -12,8 +12,8 @@ mkdir -p "$DIR"
 $PIP download -q --no-deps --only-binary=:all: --python-version "$PY" \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 -d "$DIR" \
-  grain==0.2.18 array-record==0.8.6 "tensorflow-datasets>=4.9.9,<4.10" ml-collections tensorboardX python-calamine openpyxl \
-  et-xmlfile importlib_resources dm-tree immutabledict simple_parsing docstring-parser \
-  tensorflow-metadata googleapis-common-protos termcolor toml
+  grain==0.2.18 array-record==0.8.6 "tensorflow-datasets>=4.9.9,<4.10" ml-collections \
+  tensorboardX python-calamine openpyxl et-xmlfile importlib_resources dm-tree immutabledict \
+  simple_parsing docstring-parser tensorflow-metadata googleapis-common-protos termcolor toml
 $PIP wheel -q --no-deps promise -w "$DIR"  # an sdist only
 ls "$DIR"

@@ -42,9 +42,9 @@ def train_runs(config, workdir, data, arrays) -> list[dict]:
   for first in range(0, len(keys), size):
     group = []
     for fold, seed in keys[first : first + size]:
-      done = os.path.join(workdir, "runs", f"{trainer.run_name(fold, seed)}.json")
-      if os.path.exists(done):
-        results[(fold, seed)] = trainer._finished_run(done, config)
+      done = trainer.finished_run(config, workdir, fold, seed)
+      if done is not None:
+        results[(fold, seed)] = done
       else:
         group.append(trainer.new_run(config, workdir, data, fold, seed))
     if group:

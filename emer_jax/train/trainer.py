@@ -336,9 +336,9 @@ def new_run(config, workdir, data, fold, seed) -> Run:
 
 
 def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
-  done_path = os.path.join(workdir, "runs", f"{run_name(fold, seed)}.json")
-  if os.path.exists(done_path):
-    return _finished_run(done_path, config)
+  done = finished_run(config, workdir, fold, seed)
+  if done is not None:
+    return done
   targets = run_targets(config)
   run = new_run(config, workdir, data, fold, seed)
   logs.phase(f"{run.name}: building the model")
@@ -372,7 +372,16 @@ def _run(config, workdir, data, mesh, *, fold: int, seed: int) -> dict:
   return result
 
 
-def _finished_run(path, config) -> dict:
+def run_json_path(out_dir, fold, seed) -> str:
+  return os.path.join(out_dir, "runs", f"{run_name(fold, seed)}.json")
+
+
+def finished_run(config, workdir, fold, seed) -> dict | None:
+  """The recorded result of a finished run (a rerun skips it), or None; one recorded under
+  another config is an error."""
+  path = run_json_path(workdir, fold, seed)
+  if not os.path.exists(path):
+    return None
   with open(path) as f:
     result = json.load(f)
   if "config" not in result:  # recorded before runs kept their config: config.json vouches
@@ -755,9 +764,7 @@ def _write_run(out_dir, result, data, indices, targets, outputs):
     out_dir, result["fold"], result["seed"], data, indices, targets, outputs, masked
   )
   os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
-  write_json(
-    os.path.join(out_dir, "runs", f"{run_name(result['fold'], result['seed'])}.json"), result
-  )
+  write_json(run_json_path(out_dir, result["fold"], result["seed"]), result)
 
 
 def _normalised(data, train_indices, config, path):
