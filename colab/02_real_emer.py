@@ -39,17 +39,20 @@ REPO_URL = "https://github.com/<org>/emer_jax"  # must match the repository host
 if "google.colab" in sys.modules:
   import shutil
   import subprocess
+  from importlib.metadata import version
 
   from IPython import get_ipython
 
   if not os.path.isdir("/content/emer_jax"):
     subprocess.run(["git", "clone", "-q", "--depth=1", REPO_URL, "/content/emer_jax"], check=True)
     get_ipython().run_line_magic("pip", "install -q -e /content/emer_jax")
-    # The package pins CPU JAX; put back the accelerator's build of the same version.
+    # The package's pins may have replaced the runtime's JAX (e.g. by a CPU build of another
+    # version); install the accelerator's build of the version now installed.
+    jax_version = version("jax")
     if shutil.which("nvidia-smi"):
-      get_ipython().run_line_magic("pip", "install -q 'jax[cuda12]>=0.10,<0.11'")
+      get_ipython().run_line_magic("pip", f"install -q 'jax[cuda12]=={jax_version}'")
     elif os.path.exists("/dev/accel0"):
-      get_ipython().run_line_magic("pip", "install -q 'jax[tpu]>=0.10,<0.11'")
+      get_ipython().run_line_magic("pip", f"install -q 'jax[tpu]=={jax_version}'")
   os.chdir("/content/emer_jax")
 elif os.path.basename(os.getcwd()) == "colab":
   os.chdir("..")

@@ -7,7 +7,13 @@ They share one model size, so the first one compiled serves the others.
 
 import glob
 import os
+import shutil
+import subprocess
+import sys
+import types
+from importlib.metadata import version
 
+import IPython
 import jupytext
 import nbformat
 import pytest
@@ -42,6 +48,35 @@ def test_ipynb_in_sync_with_py_and_without_outputs(name):
       assert not cell.outputs and cell.execution_count is None, f"{name}: outputs committed"
   assert "colab.research.google.com/github/" in notebook.cells[0].source, "no Colab badge"
   assert f"colab/{name}.ipynb" in notebook.cells[0].source, "badge points elsewhere"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("accelerator", ["gpu", "tpu", None])
+def test_colab_setup_keeps_the_installed_jax_version(name, accelerator, monkeypatch):
+  """On Colab the setup cell installs the package, then the accelerator's build of the JAX
+  version the package's pins left installed (Colab's own where it satisfies them)."""
+  notebook = jupytext.read(os.path.join(REPO, "colab", f"{name}.py"))
+  (setup,) = [c.source for c in notebook.cells if '"google.colab" in sys.modules' in c.source]
+  magics, exists = [], os.path.exists
+  monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+  shell = types.SimpleNamespace(run_line_magic=lambda magic, line: magics.append((magic, line)))
+  monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+  monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: None)
+  monkeypatch.setattr(shutil, "which", lambda cmd: "/bin/x" if accelerator == "gpu" else None)
+  monkeypatch.setattr(
+    os.path, "exists", lambda p: p == "/dev/accel0" and accelerator == "tpu" or exists(p)
+  )
+  monkeypatch.setattr(os, "chdir", lambda path: None)
+  monkeypatch.setattr(sys, "path", list(sys.path))
+  exec(setup, {"__name__": "__main__"})
+  extra = {
+    "gpu": [f"install -q 'jax[cuda12]=={version('jax')}'"],
+    "tpu": [f"install -q 'jax[tpu]=={version('jax')}'"],
+    None: [],
+  }
+  assert magics == [
+    ("pip", line) for line in ["install -q -e /content/emer_jax", *extra[accelerator]]
+  ]
 
 
 @pytest.mark.slow
