@@ -1,0 +1,1 @@
+"""Eye-tracker recordings of any supported format, read into one schema (`schema`)."""
