@@ -5,11 +5,15 @@
 valid ones, and a `config_check.UserError` (bad config, changed workdir config, nothing to
 evaluate, a checkpoint that does not fit), a held lock or a missing file ends the process with
 its message and exit status 1. Ctrl-C ends with status 130 after closing what was open.
+Every command keeps JAX's compiled programs in a persistent cache (`--compilation_cache`), so a
+rerun with shapes already compiled skips compiling them.
 """
 
 import importlib.util
+import os
 import sys
 
+import jax
 from absl import flags
 
 from emer_jax import config_check
@@ -19,6 +23,37 @@ from tfds_emer.locks import LockHeld
 from tfds_emer.release import ReleaseError
 
 USER_ERRORS = (config_check.UserError, LockHeld, FileNotFoundError, DatasetDamaged, ReleaseError)
+
+flags.DEFINE_string(
+  "compilation_cache",
+  None,
+  "Folder of JAX's persistent compilation cache, shared by every command and run ('off': none). "
+  "Default: $JAX_COMPILATION_CACHE_DIR if set, else $XDG_CACHE_HOME/emer_jax/jax "
+  "(~/.cache/emer_jax/jax).",
+)
+
+
+def compilation_cache_dir(value: str | None) -> str | None:
+  """The cache folder `--compilation_cache=value` names (None: the default), or None for 'off'."""
+  if value is None:
+    value = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
+      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "emer_jax", "jax"
+    )
+  return None if value.strip().lower() == "off" else os.path.abspath(os.path.expanduser(value))
+
+
+def use_compilation_cache(value: str | None = None) -> str | None:
+  """Turns JAX's persistent compilation cache on in `compilation_cache_dir(value)`; returns it.
+
+  Every program is kept (JAX's default keeps only those compiling for over a second; the
+  quickstart's evaluation steps compile in less but add up). The folder may be deleted at any
+  time; it only grows with new shapes and configs.
+  """
+  folder = compilation_cache_dir(value)
+  if folder is not None:
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  return folder
 
 
 def _load_config_file(argv, name="config"):
@@ -63,9 +98,15 @@ def _fail(message: str, status: int = 1):
 
 
 def run(main, user_errors=()) -> int:
-  """`app.run(main)`; `user_errors` are more exception types printed as one line."""
+  """`app.run(main)` with the compilation cache on; `user_errors` are more exception types
+  printed as one line."""
+
+  def cached_main(argv):
+    use_compilation_cache(flags.FLAGS.compilation_cache)
+    return main(argv)
+
   try:
-    logs.run(main, flags_parser=_parse_flags)
+    logs.run(cached_main, flags_parser=_parse_flags)
   except USER_ERRORS + tuple(user_errors) as e:
     _fail(e)
   except KeyboardInterrupt as e:  # the trainer's says where the run stopped

@@ -138,8 +138,6 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   workdir = FLAGS.workdir or FLAGS.config.workdir
-  if not jax.config.jax_compilation_cache_dir:  # folds of a cell share their compiled steps
-    jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "jax_cache"))
   start = time.perf_counter()
   paths = run_suite(FLAGS.config, workdir)
   if paths:
