@@ -87,7 +87,7 @@ def _preamble(path: pathlib.Path, limit: int | None = None):
 
 
 def detect(path: pathlib.Path) -> bool:
-  """iMotions metadata lines, or a header with a Timestamp and an EventSource or eye column."""
+  """A header with a Timestamp after iMotions metadata lines, or with an EventSource column."""
   path = pathlib.Path(path)
   if not path.is_file():
     return False
@@ -103,8 +103,7 @@ def detect(path: pathlib.Path) -> bool:
   if find(headers, *NAMES["time"]) is None:
     return False
   marked = any(m[0].lower() in _MARKERS for m in meta)
-  named = find(headers, *_SOURCE, *NAMES["left_x"], *NAMES["fixation"]) is not None
-  return marked or named
+  return marked or find(headers, *_SOURCE) is not None
 
 
 def _metadata_screen(meta) -> tuple[float, float] | None:
@@ -140,12 +139,13 @@ def read(path, options: dict):
   path = pathlib.Path(path)
   try:
     found = _preamble(path)
-    if found is None:
-      raise RecordingError(f"{path}: no header line after the iMotions metadata.")
-    meta, skip, _ = found
-    table, decimal_comma = read_table(path, skiprows=skip)
-  except (OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
+    if found is not None:
+      table, decimal_comma = read_table(path, skiprows=found[1])
+  except Exception as e:  # noqa: BLE001 - a corrupt file of any kind is one defect
     raise RecordingError(f"{path}: unreadable iMotions export ({type(e).__name__}: {e}).") from e
+  if found is None:
+    raise RecordingError(f"{path}: no header line after the iMotions metadata.")
+  meta, skip, _ = found
   headers = list(table.columns)
   cols = {k: find(headers, *names) for k, names in NAMES.items()}
   if cols["time"] is None:
