@@ -1,5 +1,7 @@
 """The generic reader: any table through a column map; optional I-VT events (pymovements)."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,28 @@ def test_ivt_events_from_pymovements(tmp_path):
   assert rec.notes == ("events detected by pymovements (ivt)",)
   with pytest.raises(RecordingError, match=r"still\.csv: detect_events 'ivt' needs distance_cm"):
     registry.read(path, options={k: v for k, v in options.items() if k != "distance_cm"})
+
+
+def test_column_map_overrides_detection(tmp_path):
+  path = tmp_path / "gp.csv"  # a Gazepoint file, read through a map of two of its columns
+  path.write_text(
+    "TIME,FPOGX,FPOGY,FPOGV,BPOGX,BPOGY\n1.5,0.1,0.2,1,0.3,0.4\n1.6,0.1,0.2,1,0.5,0.6\n"
+  )
+  assert registry.detect(path).name == "gazepoint"
+  cols = {"time_ms": "TIME", "gaze_x": "FPOGX", "gaze_y": "FPOGY"}
+  rec = registry.read(path, options={"columns": cols, "time_unit": "s"})
+  assert rec.format == "generic"
+  np.testing.assert_allclose(rec.column("time_ms"), [0, 100], atol=1e-9)
+  np.testing.assert_allclose(rec.column("gaze_x"), [0.1, 0.1])
+  assert registry.read(path).format == "gazepoint"
+
+
+def test_ivt_without_pymovements_says_what_to_install(table, monkeypatch):
+  for name in ("pymovements", "pymovements.events", "pymovements.transforms.numpy"):
+    monkeypatch.setitem(sys.modules, name, None)
+  options = {**OPTIONS, "columns": {"time_ms": "t", "gaze_x": "x", "gaze_y": "y"}}
+  options |= {"detect_events": "ivt", "screen_cm": [50, 28], "distance_cm": 60}
+  with pytest.raises(RecordingError, match=r"lab\.csv: .*needs pymovements: pip install"):
+    registry.read(table, options=options)
+  with pytest.raises(RecordingError, match=r"lab\.csv: detect_events 'idt': expected one of"):
+    registry.read(table, options={**options, "detect_events": "idt"})
