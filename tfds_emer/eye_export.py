@@ -216,11 +216,12 @@ def _lookup() -> dict:
 _LOOKUP = _lookup()
 
 
-def read_table(path: pathlib.Path) -> tuple[pd.DataFrame, bool]:
+def read_table(path: pathlib.Path, skiprows: int = 0) -> tuple[pd.DataFrame, bool]:
   """The export's cells and whether text cells may use decimal commas.
 
   xlsx through python-calamine (openpyxl if it is not installed); text exports with the
-  separator their header line uses most (tab, then semicolon, then comma).
+  separator their header line uses most (tab, then semicolon, then comma), the header being
+  the line after the `skiprows` first lines.
   """
   if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
     try:
@@ -228,9 +229,12 @@ def read_table(path: pathlib.Path) -> tuple[pd.DataFrame, bool]:
     except ImportError:
       return pd.read_excel(path), True
   with open(path, encoding="utf-8-sig") as f:
+    for _ in range(skiprows):
+      f.readline()
     first = f.readline()
   sep = max(("\t", ";", ","), key=first.count)
-  return pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig"), sep != ","
+  table = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig", skiprows=skiprows)
+  return table, sep != ","
 
 
 def _header(j: int, cell) -> str:
@@ -324,7 +328,7 @@ def _map_columns(headers: list, path, mapping: dict) -> list[tuple[str, int]]:
   return [found[j] for j in range(NUM_COLUMNS)]
 
 
-def _numbers(cells: pd.Series, path, header, decimal_comma: bool, codes=None) -> np.ndarray:
+def numbers(cells: pd.Series, path, header, decimal_comma: bool, codes=None) -> np.ndarray:
   """A column as float64 (NaN for empty cells); a text cell is an error naming it."""
   if pd.api.types.is_numeric_dtype(cells):
     return cells.to_numpy(np.float64)
@@ -367,7 +371,7 @@ def read_export(path, mapping: dict | None = None) -> EyeExport:
   values = np.empty((len(table), NUM_COLUMNS))
   for j, (header, power) in enumerate(headers):
     codes = _TEXT_CODES.get(COLUMNS[j])
-    column = _numbers(table[header], path, header, decimal_comma, codes)
+    column = numbers(table[header], path, header, decimal_comma, codes)
     # Dividing by an exact power of ten keeps whole microseconds exact in milliseconds.
     values[:, j] = column * 10.0**power if power >= 0 else column / 10.0**-power
   beyond = ~np.isnan(values) & ~(np.abs(values) <= _FLOAT32_MAX)

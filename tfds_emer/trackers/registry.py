@@ -57,14 +57,17 @@ def detect(path) -> Format:
   raise UnknownFormat(
     f"{path}: not a recording of any known eye-tracker format; tried "
     f"{', '.join(f'{f.name} ({f.description})' for f in every.values())}. Name its format in "
-    "study.json (\"formats\"), or map its columns with the generic reader."
+    'study.json ("formats"), or map its columns with the generic reader.'
   )
 
 
 def read(path, format: str | None = None, options: dict | None = None) -> Recording:
-  """A recording in the common schema: `format` names the reader, else it is detected."""
+  """A recording in the common schema: `format` names the reader; else options holding a column
+  map (`"columns"`) choose the generic reader; else the format is detected."""
   path = pathlib.Path(path)
   every = formats()
+  if format is None and "columns" in (options or {}) and "generic" in every:
+    format = "generic"
   if format is None:
     fmt = detect(path)
   elif format in every:
