@@ -42,7 +42,7 @@ def formats() -> dict[str, Format]:
       if e.name != f"tfds_emer.trackers.{module}":
         raise
       continue
-    for fmt in getattr(mod, "FORMATS", (mod.FORMAT,)):
+    for fmt in mod.FORMATS if hasattr(mod, "FORMATS") else (mod.FORMAT,):
       found[fmt.name] = fmt
   return found
 
@@ -57,7 +57,7 @@ def detect(path) -> Format:
   raise UnknownFormat(
     f"{path}: not a recording of any known eye-tracker format; tried "
     f"{', '.join(f'{f.name} ({f.description})' for f in every.values())}. Name its format in "
-    "study.json (\"formats\"), or map its columns with the generic reader."
+    'study.json ("formats"), or map its columns with the generic reader.'
   )
 
 
