@@ -19,7 +19,9 @@ from tfds_emer.trackers.registry import Format
 from tfds_emer.trackers.schema import Recording, RecordingError
 
 ASC_MARKS = re.compile(
-  rb"^(\*\* CONVERTED FROM .*\bEDF\b|(SAMPLES|EVENTS)\s+(GAZE|HREF)\s|START\s+\d+\s+(LEFT|RIGHT)\s)",
+  rb"^(\*\* CONVERTED FROM .*\bEDF\b"
+  rb"|(SAMPLES|EVENTS)\s+(GAZE|HREF)\s"
+  rb"|START\s+\d+\s+(LEFT|RIGHT)\s)",
   re.M | re.I,
 )
 COORDS = re.compile(
@@ -60,7 +62,8 @@ def parse_asc(path: pathlib.Path) -> Parsed:
     if line[0].isdigit():
       if eyes is None:
         raise RecordingError(
-          f"{path} line {number}: a sample before any START or SAMPLES line naming the eyes recorded"
+          f"{path} line {number}: a sample before any START or SAMPLES line naming the eyes "
+          "recorded"
         )
       tokens = line.split()
       need = 3 * len(eyes)
@@ -90,7 +93,8 @@ def parse_asc(path: pathlib.Path) -> Parsed:
         x, y = (_number(tokens[5]), _number(tokens[6])) if head == "EFIX" else (math.nan, math.nan)
       except (IndexError, ValueError):
         raise RecordingError(
-          f"{path} line {number}: expected '{head} L|R start end duration ...', got {line.strip()[:80]!r}"
+          f"{path} line {number}: expected '{head} L|R start end duration ...', "
+          f"got {line.strip()[:80]!r}"
         ) from None
       events.append((KINDS[head[1:]], eye, start, end, duration, x, y))
     elif head in ("START", "SAMPLES"):

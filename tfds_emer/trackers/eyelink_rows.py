@@ -25,7 +25,8 @@ class Parsed:
   """What a reader found, in the tracker's own clock (ms) and screen pixels."""
 
   time: np.ndarray  # (rows,)
-  eyes: dict  # "left"/"right" -> (rows, 3) x, y, pupil; NaN where missing; an eye not recorded is absent
+  # "left"/"right" -> (rows, 3) x, y, pupil; NaN where missing; an eye never recorded is absent
+  eyes: dict
   events: list  # (kind, eye "L"/"R", start, end, duration, x, y); x, y only for fixations
   screen: tuple | None  # (left, top, width, height) in px, from GAZE_COORDS/DISPLAY_COORDS
   pupil: str | None  # "AREA" or "DIAMETER"
