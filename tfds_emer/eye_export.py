@@ -93,6 +93,7 @@ RULES = {
   "named": "by header name",
   "sheet order": "in sheet order (the authors' rule)",
   "mapping": "by the mapping file's eye_columns",
+  "partial": "by header name, some missing",  # read_export(complete=False) only
 }
 
 
@@ -109,15 +110,15 @@ class EyeExport:
   timestamps_ms: np.ndarray
   columns: tuple[str, ...]  # COLUMNS
   dropped: tuple[str, ...]  # headers left out (text, other sensors' or unknown columns)
-  headers: tuple[str, ...] = ()  # the export's header read for each of the 39 columns
+  headers: tuple[str, ...] = ()  # the export's header read for each of the 39 columns ('': none)
   rule: str = "named"  # how they were found: a key of RULES
 
   def column(self, name: str) -> np.ndarray | None:
-    """The model column `name` in its unit, NaN for empty cells; None if a sheet-order read
-    has no header of that name."""
+    """The model column `name` in its unit, NaN for empty cells; None if the export has no
+    header of that name (sheet-order and partial reads)."""
     j = COLUMNS.index(name)
     if self.rule != "sheet order":
-      return self.values[:, j]
+      return None if self.headers and not self.headers[j] else self.values[:, j]
     for k, header in enumerate(self.headers):
       hit = LOOKUP.get(split_header(header))
       if hit is not None and hit[0] == j:
@@ -219,8 +220,9 @@ def _mapped(headers: list, path, mapping: dict) -> list[str]:
 
 
 def _named(headers: list, path, mapping: dict) -> tuple[list, str | None]:
-  """(header, power of ten to COLUMNS' unit) for each of COLUMNS found by name, and what is
-  missing (None if nothing); raises if a column is given twice or the gaze is missing."""
+  """(header, power of ten to COLUMNS' unit) for each of COLUMNS, None where no header names
+  it, and what is missing (None if nothing); raises if a column is given twice or the gaze is
+  missing."""
   found = {}
   for h in headers:
     hit = LOOKUP.get(split_header(h))
@@ -243,14 +245,14 @@ def _named(headers: list, path, mapping: dict) -> tuple[list, str | None]:
       f"{path}: no gaze columns; expected {' and '.join(expected)} among "
       f"{[str(h) for h in headers]} (read by name, or in sheet order, the gaze is found by name)."
     )
-  missing = [j for j in range(NUM_COLUMNS) if j not in found]
-  if missing:
-    names = [f"{COLUMNS[j]!r} ({PROLAB_HEADERS[j]!r})" for j in missing]
-    return [], (
-      f"{path}: missing column(s) the model needs: {', '.join(names)}; found "
-      f"{[str(h) for h in headers]}"
-    )
-  return [found[j] for j in range(NUM_COLUMNS)], None
+  chosen = [found.get(j) for j in range(NUM_COLUMNS)]
+  if None not in chosen:
+    return chosen, None
+  names = [f"{COLUMNS[j]!r} ({PROLAB_HEADERS[j]!r})" for j, c in enumerate(chosen) if c is None]
+  return chosen, (
+    f"{path}: missing column(s) the model needs: {', '.join(names)}; found "
+    f"{[str(h) for h in headers]}"
+  )
 
 
 def _convert(cells: pd.Series, decimal_comma: bool, codes=None) -> tuple[np.ndarray, np.ndarray]:
@@ -315,11 +317,12 @@ def _sheet_gaze(headers: list, mapping: dict) -> tuple[int, int] | None:
   return None if None in gaze else (gaze[0], gaze[1])
 
 
-def read_export(path, mapping: dict | None = None) -> EyeExport:
+def read_export(path, mapping: dict | None = None, complete: bool = True) -> EyeExport:
   """The export's rows on the model's 39 columns; raises ExportError naming the defect.
 
   The columns are found by the mapping file's `eye_columns`, else by header name, else, if
-  names leave some missing, by the authors' rule (`_sheet_order`).
+  names leave some missing, by the authors' rule (`_sheet_order`). With `complete=False` an
+  export neither rule reads whole is read by name, missing columns NaN (rule 'partial').
   """
   path, mapping = pathlib.Path(path), mapping or {}
   try:
@@ -329,29 +332,32 @@ def read_export(path, mapping: dict | None = None) -> EyeExport:
   table = _eye_tracker_rows(table, path)
   if len(table) == 0:
     raise ExportError(f"{path}: empty eye export (no data rows).")
-  headers = list(table.columns)
+  headers, missing = list(table.columns), None
   gaze_cols = (COLUMNS.index(GAZE_COLUMNS[0]), COLUMNS.index(GAZE_COLUMNS[1]))
   if "eye_columns" in mapping:
     rule, chosen = "mapping", [(h, 0) for h in _mapped(headers, path, mapping)]
   else:
     rule, (chosen, missing) = "named", _named(headers, path, mapping)
-  if chosen:
-    values = np.empty((len(table), NUM_COLUMNS))
-    for j, (header, power) in enumerate(chosen):
-      codes = TEXT_CODES.get(COLUMNS[j]) if rule == "named" else None
-      values[:, j] = in_unit(_numbers(table[header], path, header, decimal_comma, codes), power)
-    used = [h for h, _ in chosen]
-  else:
-    rule, (used, values) = "sheet order", _sheet_order(table, decimal_comma)
+  if missing is not None:
+    used, values = _sheet_order(table, decimal_comma)
     sheet_gaze = _sheet_gaze(used, mapping)
-    if len(used) != NUM_COLUMNS or sheet_gaze is None:
+    if len(used) == NUM_COLUMNS and sheet_gaze is not None:
+      rule, gaze_cols = "sheet order", sheet_gaze
+    elif complete:
       raise ExportError(
         f"{missing}. Nor does the authors' rule apply (every numeric column, in sheet order): "
         f"it needs {NUM_COLUMNS} numeric columns among them 'Gaze point X' and 'Gaze point Y', "
         f"and found {len(used)}: {[str(h) for h in used]}. Export the columns from Pro Lab, "
         "or list the 39 headers as 'eye_columns' in the mapping file."
       )
-    gaze_cols = sheet_gaze
+    else:
+      rule = "partial"
+  if rule != "sheet order":
+    values = np.full((len(table), NUM_COLUMNS), np.nan)
+    for j, (header, power) in ((j, c) for j, c in enumerate(chosen) if c is not None):
+      codes = TEXT_CODES.get(COLUMNS[j]) if rule != "mapping" else None
+      values[:, j] = in_unit(_numbers(table[header], path, header, decimal_comma, codes), power)
+    used = [c[0] if c is not None else "" for c in chosen]
   beyond = ~np.isnan(values) & ~(np.abs(values) <= _FLOAT32_MAX)
   if beyond.any():
     i, j = np.argwhere(beyond)[0]
