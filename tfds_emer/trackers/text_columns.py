@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from tfds_emer.eye_export import ExportError, numbers
+from tfds_emer.eye_export import ExportError, parse_numbers
 from tfds_emer.trackers import events
 from tfds_emer.trackers.schema import INDEX, UNKNOWN, Recording, RecordingError
 
@@ -35,7 +35,7 @@ def column(
   table read after `skip` lines)."""
   cells = table[header]
   try:
-    out = numbers(cells.set_axis(cells.index + skip), path, header, decimal_comma, codes)
+    out = parse_numbers(cells.set_axis(cells.index + skip), path, header, decimal_comma, codes)
   except ExportError as e:
     raise RecordingError(str(e)) from None
   for value in missing:
