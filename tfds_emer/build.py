@@ -148,12 +148,12 @@ def build_study(
     builder = EmerStudy(config=study_config(report.study, face_frames), data_dir=data_dir)
     if is_built(builder):
       made = tfds.builder_from_directory(builder.data_path).info.metadata.get("fingerprint")
-      if made != fingerprint(report.study):
+      if made != fingerprint(report.study, face_frames):
         raise layout.StudyError(
           [
             f"{builder.data_path} was built from {study} as it was before (labels.csv, "
-            "study.json or its files changed since). Move it aside and build again:\n  "
-            + rebuild_command(builder)
+            "study.json, its files or --face_frames changed since). Move it aside and build "
+            "again:\n  " + rebuild_command(builder)
           ]
         )
       return prepare(builder, None, file_format)

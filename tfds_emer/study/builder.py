@@ -48,9 +48,10 @@ METADATA = (
 )
 
 
-def fingerprint(study: layout.Study) -> str:
-  """A hash of labels.csv, study.json and the names and sizes of the recordings' files."""
-  h = hashlib.sha256()
+def fingerprint(study: layout.Study, face_frames: int) -> str:
+  """A hash of labels.csv, study.json, the names and sizes of the recordings' files and the
+  number of face frames sampled."""
+  h = hashlib.sha256(f"face_frames={face_frames};".encode())
   for name in (layout.LABEL_FILE, layout.SETTINGS_FILE):
     path = study.root / name
     h.update(path.read_bytes() if path.exists() else b"-")
@@ -66,7 +67,7 @@ def fingerprint(study: layout.Study) -> str:
 
 @dataclasses.dataclass(eq=False)
 class StudyConfig(tfds.core.BuilderConfig):
-  study: layout.Study | None = None
+  study: layout.Study | None = dataclasses.field(default=None, repr=False)
   face_frames: int = FACE_FRAMES
 
 
@@ -184,7 +185,7 @@ class EmerStudy(tfds.core.GeneratorBasedBuilder):
     meta["screen_px"] = study.settings.get("screen_px")
     meta["face_frames"] = cfg.face_frames
     meta["study"] = str(study.root.resolve())
-    meta["fingerprint"] = fingerprint(study)
+    meta["fingerprint"] = fingerprint(study, cfg.face_frames)
 
 
 def decode_recording(job):
