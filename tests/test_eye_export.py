@@ -14,6 +14,7 @@ from tfds_emer.fake_release import SCALES, as_written, eye_table, write_eye, wri
 from tfds_emer.release import ReleaseError
 from tfds_emer.sim.config import SimConfig
 from tfds_emer.sim.samples import EmerSim
+from tfds_emer.validate import validate
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +175,112 @@ def test_ci_scale_release_builds_into_its_manifest(tmp_path):
       got["eye"].astype(np.float64).sum(0), want["eye_column_sums"], rtol=1e-6, atol=1e-6
     )
     assert got["face"].shape == (4, 112, 112, 3)
+
+
+# --- the authors' rule: every numeric column, in sheet order ---------------------------------
+
+# Headers the named mapping does not know; the clock, gaze and type index keep their names.
+UNFAMILIAR = {
+  "Eyetracker timestamp [μs]": "Device time stamp",
+  "Pupil diameter left [mm]": "Pupil L",
+  "Validity right": "Right eye ok",
+  "Eye movement type": "Movement",
+  "Eye movement event duration [ms]": "Event length",
+}
+
+
+def _sheet_order_cells(path, decimal=".") -> np.ndarray:
+  """The numeric cells of an export as the authors' code reads them, written out by hand."""
+  table = pd.read_csv(path, sep="\t", decimal=decimal)
+  table = table[table["Sensor"] == "Eye Tracker"].drop(columns=list(_TEXT_COLUMNS))
+  codes = {**eye_export.VALIDITY_CODES, **eye_export.MOVEMENT_CODES}
+  return table.replace(codes).to_numpy(np.float64)
+
+
+_TEXT_COLUMNS = ("Participant name", "Recording name", "Sensor")
+
+
+def test_unfamiliar_headers_are_read_in_sheet_order(rows, tmp_path):
+  path = tmp_path / "e.tsv"
+  write_eye(path, eye_table("1_film_sad", 1, rows).rename(columns=UNFAMILIAR), decimal=",")
+  got = release.read_eye(path, {})
+  assert got.rule == "sheet order" and got.gaze_cols == (2, 3)
+  assert got.headers[1] == "Device time stamp" and got.misplaced() == []
+  np.testing.assert_array_equal(got.values, _sheet_order_cells(path, ","))
+  # Cells as they are: the recording clock stays in μs; the clock in ms is found by name.
+  np.testing.assert_array_equal(got.values[:, 0], rows[:, 0] * 1000)
+  np.testing.assert_array_equal(got.timestamps_ms, rows[:, 0])
+  np.testing.assert_array_equal(got.values[:, 1:], rows[:, 1:])
+  assert set(got.dropped) == set(_TEXT_COLUMNS)
+  assert got.column("Pupil diameter left") is None
+  np.testing.assert_array_equal(got.column("Eye movement type index"), rows[:, 36])
+
+
+def test_neither_rule_names_the_file_columns_and_both_rules(rows, tmp_path):
+  table = eye_table("1_film_sad", 1, rows).rename(columns=UNFAMILIAR)
+  path, problem = _broken(tmp_path, rows, lambda t: table.assign(**{"Computer timestamp": 7}))
+  assert problem.startswith(f"{path}: missing column(s) the model needs: 'Eyetracker timestamp'")
+  assert "Nor does the authors' rule apply (every numeric column, in sheet order)" in problem
+  assert "found 40: ['Recording timestamp [μs]', 'Device time stamp'," in problem
+  assert "'Computer timestamp']" in problem and "'eye_columns' in the mapping file" in problem
+
+
+def test_sheet_order_names_known_columns_out_of_place(rows, tmp_path):
+  table = eye_table("1_film_sad", 1, rows).rename(columns=UNFAMILIAR)
+  order = list(table.columns)
+  i, j = order.index("Pupil diameter right [mm]"), order.index("Validity left")
+  order[i], order[j] = order[j], order[i]
+  path = tmp_path / "e.xlsx"
+  write_eye(path, table[order])
+  got = release.read_eye(path, {})
+  assert got.rule == "sheet order"
+  assert got.misplaced() == [
+    "'Validity left' is column 16, where the model reads 'Pupil diameter right'",
+    "'Pupil diameter right [mm]' is column 17, where the model reads 'Validity left'",
+  ]
+
+
+@pytest.fixture(scope="module")
+def renamed_release(tmp_path_factory):
+  """A Pro Lab-style release; two of its three exports with headers the names do not map."""
+  root = tmp_path_factory.mktemp("renamed")
+  sim = write_release(
+    root,
+    SimConfig(seed=5, num_subjects=1, num_samples=3, clip_seconds=(2.0, 2.0)),
+    frames_per_clip=4,
+    eye_format="tsv",
+    progress=False,
+  )
+  ids = [s.sample_id for s in sim.samples]
+  for sid in ids[1:]:
+    path = root / layout.EYE_DIR / f"{sid}.tsv"
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    table.rename(columns=UNFAMILIAR).to_csv(path, sep="\t", index=False)
+  return root, ids
+
+
+def test_release_in_sheet_order_validates_and_builds(renamed_release, tmp_path):
+  root, ids = renamed_release
+  report = validate(root, face_frames=4)
+  assert report.ok, report.problems
+  info = report.information()
+  assert "eye exports: 1 by header name, 2 in sheet order (the authors' rule)" in info
+  eye = root / layout.EYE_DIR
+  for sid in ids[1:]:
+    line = f"{eye / sid}.tsv: in sheet order (the authors' rule): 39 numeric columns, "
+    assert any(x.startswith(line) for x in info), info
+  assert [w for w in report.warnings if "eye exports are read by different rules" in w]
+  builder = emer.Emer(
+    config=emer.EmerConfig(name="real_test", face_frames=4), data_dir=str(tmp_path)
+  )
+  builder.download_and_prepare(
+    file_format="array_record",
+    download_config=tfds.download.DownloadConfig(manual_dir=str(root)),
+  )
+  source = builder.as_data_source(split="train")
+  built = {source[i]["sample_id"].decode(): source[i]["eye"] for i in range(len(source))}
+  named = release.read_eye(eye / f"{ids[0]}.tsv", {}).values
+  np.testing.assert_array_equal(built[ids[0]], eye_export.fill_invalid(named))
+  for sid in ids[1:]:
+    cells = _sheet_order_cells(eye / f"{sid}.tsv")
+    np.testing.assert_array_equal(built[sid], eye_export.fill_invalid(cells))

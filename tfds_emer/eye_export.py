@@ -8,76 +8,41 @@ fixation maps.
 - tab, semicolon or comma separated, decimal points or decimal commas;
 - rows of other sensors (a `Sensor` column other than `Eye Tracker`) dropped;
 - text columns converted: `Validity left/right` (Valid 1, Invalid 0) and `Eye movement type`
-  (`MOVEMENT_CODES`); every other column outside the 39 is left out and reported.
-Empty cells stay NaN here; `fill_invalid` decides what they become.
+  (`MOVEMENT_CODES`); every other column outside the 39 is left out and reported;
+- if names leave columns missing, the authors' rule: an export with exactly 39 numeric columns
+  is read in sheet order, cells as they are (no unit converted), gaze and clock found by name;
+- the mapping file's `eye_columns` (39 headers in `COLUMNS` order) override both.
+`EyeExport.rule` says which applied. Empty cells stay NaN here; `fill_invalid` decides what they become.
 """
 
 import dataclasses
 import pathlib
-import re
 
 import cv2
 import numpy as np
 import pandas as pd
 
 from tfds_emer import vocabulary
-
-COLUMNS = (
-  "Recording timestamp",
-  "Eyetracker timestamp",
-  "Gaze point X",
-  "Gaze point Y",
-  "Gaze point left X",
-  "Gaze point left Y",
-  "Gaze point right X",
-  "Gaze point right Y",
-  "Gaze direction left X",
-  "Gaze direction left Y",
-  "Gaze direction left Z",
-  "Gaze direction right X",
-  "Gaze direction right Y",
-  "Gaze direction right Z",
-  "Pupil diameter left",
-  "Pupil diameter right",
-  "Validity left",
-  "Validity right",
-  "Eye position left X (DACSmm)",
-  "Eye position left Y (DACSmm)",
-  "Eye position left Z (DACSmm)",
-  "Eye position right X (DACSmm)",
-  "Eye position right Y (DACSmm)",
-  "Eye position right Z (DACSmm)",
-  "Gaze point left X (DACSmm)",
-  "Gaze point left Y (DACSmm)",
-  "Gaze point right X (DACSmm)",
-  "Gaze point right Y (DACSmm)",
-  "Gaze point X (MCSnorm)",
-  "Gaze point Y (MCSnorm)",
-  "Gaze point left X (MCSnorm)",
-  "Gaze point left Y (MCSnorm)",
-  "Gaze point right X (MCSnorm)",
-  "Gaze point right Y (MCSnorm)",
-  "Eye movement type code",
-  "Gaze event duration",
-  "Eye movement type index",
-  "Fixation point X",
-  "Fixation point Y",
+from tfds_emer.eye_columns import (
+  CLOCK_COLUMNS,
+  COLUMNS,
+  GAZE_COLUMNS,
+  LOOKUP,
+  MOVEMENT_CODES,
+  NUM_COLUMNS,
+  POWER_OF_TEN,
+  PROLAB_HEADERS,
+  TEXT_CODES,
+  UNITS,
+  VALIDITY_CODES,
+  in_unit,
+  split_header,
 )
-NUM_COLUMNS = len(COLUMNS)
-assert NUM_COLUMNS == vocabulary.EYE_WIDTH
-GAZE_COLUMNS = ("Gaze point X", "Gaze point Y")
-# Clocks: `Recording timestamp` counts from the start of the Tobii recording (which may span
-# several stimuli of a session), `Eyetracker timestamp` is the device clock.
-CLOCK_COLUMNS = ("Recording timestamp", "Eyetracker timestamp")
-# Values of "Eye movement type code"; Pro Lab writes the names of `MOVEMENT_CODES`.
-UNCLASSIFIED, FIXATION, SACCADE, EYES_NOT_FOUND = 0, 1, 2, 3
-MOVEMENT_CODES = {
-  "Unclassified": UNCLASSIFIED,
-  "Fixation": FIXATION,
-  "Saccade": SACCADE,
-  "EyesNotFound": EYES_NOT_FOUND,
-}
-VALIDITY_CODES = {"Valid": 1, "Invalid": 0}
+from tfds_emer.eye_columns import EYES_NOT_FOUND as EYES_NOT_FOUND  # the movement-type codes
+from tfds_emer.eye_columns import FIXATION as FIXATION
+from tfds_emer.eye_columns import SACCADE as SACCADE
+from tfds_emer.eye_columns import UNCLASSIFIED as UNCLASSIFIED
+
 SCREEN_PX = (1920, 1080)
 MAP_SIZE = vocabulary.MAP_SIZE
 
@@ -122,59 +87,14 @@ def fixation_map(
   return heat.astype(np.float32)[..., None]
 
 
-# What Tobii Pro Lab calls each model column (its "unit-bracketed" header style).
-PROLAB_HEADERS = (
-  "Recording timestamp [μs]",
-  "Eyetracker timestamp [μs]",
-  "Gaze point X [DACS px]",
-  "Gaze point Y [DACS px]",
-  "Gaze point left X [DACS px]",
-  "Gaze point left Y [DACS px]",
-  "Gaze point right X [DACS px]",
-  "Gaze point right Y [DACS px]",
-  "Gaze direction left X [DACS norm]",
-  "Gaze direction left Y [DACS norm]",
-  "Gaze direction left Z [DACS norm]",
-  "Gaze direction right X [DACS norm]",
-  "Gaze direction right Y [DACS norm]",
-  "Gaze direction right Z [DACS norm]",
-  "Pupil diameter left [mm]",
-  "Pupil diameter right [mm]",
-  "Validity left",
-  "Validity right",
-  "Eye position left X [DACS mm]",
-  "Eye position left Y [DACS mm]",
-  "Eye position left Z [DACS mm]",
-  "Eye position right X [DACS mm]",
-  "Eye position right Y [DACS mm]",
-  "Eye position right Z [DACS mm]",
-  "Gaze point left X [DACS mm]",
-  "Gaze point left Y [DACS mm]",
-  "Gaze point right X [DACS mm]",
-  "Gaze point right Y [DACS mm]",
-  "Gaze point X [MCS norm]",
-  "Gaze point Y [MCS norm]",
-  "Gaze point left X [MCS norm]",
-  "Gaze point left Y [MCS norm]",
-  "Gaze point right X [MCS norm]",
-  "Gaze point right Y [MCS norm]",
-  "Eye movement type",
-  "Eye movement event duration [ms]",
-  "Eye movement type index",
-  "Fixation point X [DACS px]",
-  "Fixation point Y [DACS px]",
-)
-# The unit each time column of COLUMNS holds; exports in another time unit are converted.
-UNITS = {"Recording timestamp": "ms", "Eyetracker timestamp": "us", "Gaze event duration": "ms"}
-_POWER_OF_TEN = {"s": 0, "ms": -3, "us": -6, "ns": -9}  # of a second
-# Older Pro Lab versions call the event duration "Gaze event duration".
-_ALIASES = {"Gaze event duration": ("gaze event duration",)}
-_TEXT_CODES = {
-  "Validity left": VALIDITY_CODES,
-  "Validity right": VALIDITY_CODES,
-  "Eye movement type code": MOVEMENT_CODES,
-}
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# How an export's 39 columns were found (`EyeExport.rule`), as `validate` reports it.
+RULES = {
+  "named": "by header name",
+  "sheet order": "in sheet order (the authors' rule)",
+  "mapping": "by the mapping file's eye_columns",
+  "partial": "by header name, some missing",  # read_export(complete=False) only
+}
 
 
 class ExportError(ValueError):
@@ -183,37 +103,45 @@ class ExportError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class EyeExport:
-  values: np.ndarray  # float64 (rows, 39) in COLUMNS order and units, NaN for empty cells
+  # float64 (rows, 39), NaN for empty cells: COLUMNS in their units (`UNITS`), or under the
+  # authors' rule the sheet's 39 numeric columns in sheet order, as they are.
+  values: np.ndarray
   gaze_cols: tuple[int, int]
   timestamps_ms: np.ndarray
   columns: tuple[str, ...]  # COLUMNS
   dropped: tuple[str, ...]  # headers left out (text, other sensors' or unknown columns)
-  headers: tuple[str, ...] = ()  # the export's header read for each of COLUMNS
+  headers: tuple[str, ...] = ()  # the export's header read for each of the 39 columns ('': none)
+  rule: str = "named"  # how they were found: a key of RULES
 
+  def column(self, name: str) -> np.ndarray | None:
+    """The model column `name` in its unit, NaN for empty cells; None if the export has no
+    header of that name (sheet-order and partial reads)."""
+    j = COLUMNS.index(name)
+    if self.rule != "sheet order":
+      return None if self.headers and not self.headers[j] else self.values[:, j]
+    for k, header in enumerate(self.headers):
+      hit = LOOKUP.get(split_header(header))
+      if hit is not None and hit[0] == j:
+        return in_unit(self.values[:, k], hit[1])
+    return None
 
-def _split(header) -> tuple[str, str]:
-  """('gaze point x', 'dacspx') from 'Gaze point X [DACS px]' (or '(DACSpx)', or no unit)."""
-  m = re.fullmatch(r"\s*(.*?)\s*(?:\[([^\]]*)\]|\(([^)]*)\))?\s*", str(header))
-  base, unit = m.group(1), m.group(2) or m.group(3) or ""
-  unit = re.sub(r"\s", "", unit.lower()).replace("μ", "u").replace("µ", "u")
-  return re.sub(r"\s+", " ", base.lower()), unit
+  def clock_ms(self) -> np.ndarray | None:
+    """The recording clock in ms: `Recording timestamp`, else `Eyetracker timestamp`; None if
+    neither is found by name."""
+    for name in CLOCK_COLUMNS:
+      t = self.column(name)
+      if t is not None:
+        return in_unit(t, POWER_OF_TEN[UNITS[name]] - POWER_OF_TEN["ms"])
+    return None
 
-
-def _lookup() -> dict:
-  """(base, unit) of an accepted header → (column index, power of ten to the column's unit)."""
-  table = {}
-  for j, (name, prolab) in enumerate(zip(COLUMNS, PROLAB_HEADERS, strict=True)):
-    bases = {_split(name)[0], _split(prolab)[0], *_ALIASES.get(name, ())}
-    if name in UNITS:
-      own = _POWER_OF_TEN[UNITS[name]]
-      units = {"": 0} | {u: p - own for u, p in _POWER_OF_TEN.items()}
-    else:
-      units = {_split(name)[1]: 0, _split(prolab)[1]: 0}
-    table.update({(b, u): (j, f) for b in bases for u, f in units.items()})
-  return table
-
-
-_LOOKUP = _lookup()
+  def misplaced(self) -> list[str]:
+    """Under the authors' rule, headers known by name that sit at another column's place."""
+    out = []
+    for k, header in enumerate(self.headers if self.rule == "sheet order" else ()):
+      hit = LOOKUP.get(split_header(header))
+      if hit is not None and hit[0] != k:
+        out.append(f"{header!r} is column {k + 1}, where the model reads {COLUMNS[k]!r}")
+    return out
 
 
 def read_table(path: pathlib.Path) -> tuple[pd.DataFrame, bool]:
@@ -266,7 +194,7 @@ def _calamine_table(path: pathlib.Path) -> pd.DataFrame:
 
 
 def _eye_tracker_rows(table: pd.DataFrame, path) -> pd.DataFrame:
-  sensor = next((h for h in table.columns if _split(h) == ("sensor", "")), None)
+  sensor = next((h for h in table.columns if split_header(h) == ("sensor", "")), None)
   if sensor is None or len(table) == 0:
     return table
   names = table[sensor].astype(str).str.replace(r"\s", "", regex=True).str.lower()
@@ -279,20 +207,25 @@ def _eye_tracker_rows(table: pd.DataFrame, path) -> pd.DataFrame:
   return table[keep]
 
 
-def _map_columns(headers: list, path, mapping: dict) -> list[tuple[str, int]]:
-  """(header, power of ten to COLUMNS' unit) for each of COLUMNS; raises naming what is missing."""
-  if "eye_columns" in mapping:
-    given = list(mapping["eye_columns"])
-    missing = [c for c in given if c not in headers]
-    if len(given) != NUM_COLUMNS or missing:
-      raise ExportError(
-        f"{path}: mapping eye_columns must list {NUM_COLUMNS} headers of the export "
-        f"(got {len(given)}; not found: {missing}); found {[str(h) for h in headers]}."
-      )
-    return [(h, 0) for h in given]
+def _mapped(headers: list, path, mapping: dict) -> list[str]:
+  """The mapping file's 39 `eye_columns`; raises naming what is missing."""
+  given = list(mapping["eye_columns"])
+  missing = [c for c in given if c not in headers]
+  if len(given) != NUM_COLUMNS or missing:
+    raise ExportError(
+      f"{path}: mapping eye_columns must list {NUM_COLUMNS} headers of the export "
+      f"(got {len(given)}; not found: {missing}); found {[str(h) for h in headers]}."
+    )
+  return given
+
+
+def _named(headers: list, path, mapping: dict) -> tuple[list, str | None]:
+  """(header, power of ten to COLUMNS' unit) for each of COLUMNS, None where no header names
+  it, and what is missing (None if nothing); raises if a column is given twice or the gaze is
+  missing."""
   found = {}
   for h in headers:
-    hit = _LOOKUP.get(_split(h))
+    hit = LOOKUP.get(split_header(h))
     if hit is None:
       continue
     j, power = hit
@@ -303,34 +236,33 @@ def _map_columns(headers: list, path, mapping: dict) -> list[tuple[str, int]]:
       )
     found[j] = (h, power)
   gaze = [COLUMNS.index(c) for c in GAZE_COLUMNS]
-  if "gaze_columns" in mapping:
-    for j, h in zip(gaze, mapping["gaze_columns"], strict=True):
-      if h in headers:
-        found[j] = (h, 0)
+  for j, h in zip(gaze, mapping.get("gaze_columns", ()), strict=False):
+    if h in headers:
+      found[j] = (h, 0)
   if any(j not in found for j in gaze):
     expected = [f"{c!r} or {PROLAB_HEADERS[j]!r}" for c, j in zip(GAZE_COLUMNS, gaze, strict=True)]
     raise ExportError(
       f"{path}: no gaze columns; expected {' and '.join(expected)} among "
-      f"{[str(h) for h in headers]}."
+      f"{[str(h) for h in headers]} (read by name, or in sheet order, the gaze is found by name)."
     )
-  missing = [j for j in range(NUM_COLUMNS) if j not in found]
-  if missing:
-    names = [f"{COLUMNS[j]!r} ({PROLAB_HEADERS[j]!r})" for j in missing]
-    raise ExportError(
-      f"{path}: missing column(s) the model needs: {', '.join(names)}; found "
-      f"{[str(h) for h in headers]}. Export them from Pro Lab, or list the 39 headers as "
-      "'eye_columns' in the mapping file."
-    )
-  return [found[j] for j in range(NUM_COLUMNS)]
+  chosen = [found.get(j) for j in range(NUM_COLUMNS)]
+  if None not in chosen:
+    return chosen, None
+  names = [f"{COLUMNS[j]!r} ({PROLAB_HEADERS[j]!r})" for j, c in enumerate(chosen) if c is None]
+  return chosen, (
+    f"{path}: missing column(s) the model needs: {', '.join(names)}; found "
+    f"{[str(h) for h in headers]}"
+  )
 
 
-def _numbers(cells: pd.Series, path, header, decimal_comma: bool, codes=None) -> np.ndarray:
-  """A column as float64 (NaN for empty cells); a text cell is an error naming it."""
+def _convert(cells: pd.Series, decimal_comma: bool, codes=None) -> tuple[np.ndarray, np.ndarray]:
+  """A column as float64 (NaN for empty cells), and where a cell is neither a number nor one
+  of `codes` (text → value)."""
   if pd.api.types.is_numeric_dtype(cells):
-    return cells.to_numpy(np.float64)
+    return cells.to_numpy(np.float64), np.zeros(len(cells), bool)
   obj = cells.to_numpy(object)
   is_text = np.array([isinstance(v, str) for v in obj], bool)
-  out = np.full(len(obj), np.nan)
+  out, bad = np.full(len(obj), np.nan), np.zeros(len(obj), bool)
   if (~is_text).any():
     out[~is_text] = pd.to_numeric(pd.Series(obj[~is_text]), errors="coerce").to_numpy(float)
   if is_text.any():
@@ -341,20 +273,57 @@ def _numbers(cells: pd.Series, path, header, decimal_comma: bool, codes=None) ->
       text = text.str.replace(",", ".", regex=False)
     num = pd.to_numeric(text, errors="coerce").to_numpy(float)
     num = np.where(key.isin(coded).to_numpy(), key.map(coded).to_numpy(float), num)
-    bad = np.isnan(num) & ~key.isin(("", "nan")).to_numpy()
-    if bad.any():
-      first = int(np.flatnonzero(is_text)[np.argmax(bad)])
-      want = f"a number or one of {list(codes)}" if codes else "a number"
-      raise ExportError(
-        f"{path}: column {header!r} row {cells.index[first] + 2}: {obj[first]!r} is not "
-        f"{want} ({int(bad.sum())} such cell(s) in this column)."
-      )
+    bad[is_text] = np.isnan(num) & ~key.isin(("", "nan")).to_numpy()
     out[is_text] = num
+  return out, bad
+
+
+def _numbers(cells: pd.Series, path, header, decimal_comma: bool, codes=None) -> np.ndarray:
+  """A column as float64 (NaN for empty cells); a text cell is an error naming it."""
+  out, bad = _convert(cells, decimal_comma, codes)
+  if bad.any():
+    first = int(np.argmax(bad))
+    want = f"a number or one of {list(codes)}" if codes else "a number"
+    raise ExportError(
+      f"{path}: column {header!r} row {cells.index[first] + 2}: {cells.iloc[first]!r} is not "
+      f"{want} ({int(bad.sum())} such cell(s) in this column)."
+    )
   return out
 
 
-def read_export(path, mapping: dict | None = None) -> EyeExport:
-  """The export's rows in COLUMNS order and units; raises ExportError naming the defect."""
+def _sheet_order(table: pd.DataFrame, decimal_comma: bool) -> tuple[list, np.ndarray]:
+  """The authors' rule: every numeric column of the sheet, in sheet order. A column is numeric
+  if each non-empty cell is a number, or each text cell one of the known codes of one kind
+  (Valid/Invalid, or the movement types); an empty column counts, as pandas reads it."""
+  headers, columns = [], []
+  for header in table.columns:
+    for codes in (None, VALIDITY_CODES, MOVEMENT_CODES):
+      values, bad = _convert(table[header], decimal_comma, codes)
+      if not bad.any():
+        headers.append(header)
+        columns.append(values)
+        break
+  return headers, np.stack(columns, axis=1) if columns else np.empty((len(table), 0))
+
+
+def _sheet_gaze(headers: list, mapping: dict) -> tuple[int, int] | None:
+  """Positions of the gaze columns found by name (or the mapping's gaze_columns) in sheet order."""
+  named = {
+    LOOKUP.get(split_header(h), (None,))[0]: k for k, h in reversed(list(enumerate(headers)))
+  }
+  gaze = [named.get(COLUMNS.index(c)) for c in GAZE_COLUMNS]
+  for i, h in enumerate(mapping.get("gaze_columns", ())[:2]):
+    gaze[i] = headers.index(h) if h in headers else gaze[i]
+  return None if None in gaze else (gaze[0], gaze[1])
+
+
+def read_export(path, mapping: dict | None = None, complete: bool = True) -> EyeExport:
+  """The export's rows on the model's 39 columns; raises ExportError naming the defect.
+
+  The columns are found by the mapping file's `eye_columns`, else by header name, else, if
+  names leave some missing, by the authors' rule (`_sheet_order`). With `complete=False` an
+  export neither rule reads whole is read by name, missing columns NaN (rule 'partial').
+  """
   path, mapping = pathlib.Path(path), mapping or {}
   try:
     table, decimal_comma = read_table(path)
@@ -363,32 +332,51 @@ def read_export(path, mapping: dict | None = None) -> EyeExport:
   table = _eye_tracker_rows(table, path)
   if len(table) == 0:
     raise ExportError(f"{path}: empty eye export (no data rows).")
-  headers = _map_columns(list(table.columns), path, mapping)
-  values = np.empty((len(table), NUM_COLUMNS))
-  for j, (header, power) in enumerate(headers):
-    codes = _TEXT_CODES.get(COLUMNS[j])
-    column = _numbers(table[header], path, header, decimal_comma, codes)
-    # Dividing by an exact power of ten keeps whole microseconds exact in milliseconds.
-    values[:, j] = column * 10.0**power if power >= 0 else column / 10.0**-power
+  headers, missing = list(table.columns), None
+  gaze_cols = (COLUMNS.index(GAZE_COLUMNS[0]), COLUMNS.index(GAZE_COLUMNS[1]))
+  if "eye_columns" in mapping:
+    rule, chosen = "mapping", [(h, 0) for h in _mapped(headers, path, mapping)]
+  else:
+    rule, (chosen, missing) = "named", _named(headers, path, mapping)
+  if missing is not None:
+    used, values = _sheet_order(table, decimal_comma)
+    sheet_gaze = _sheet_gaze(used, mapping)
+    if len(used) == NUM_COLUMNS and sheet_gaze is not None:
+      rule, gaze_cols = "sheet order", sheet_gaze
+    elif complete:
+      raise ExportError(
+        f"{missing}. Nor does the authors' rule apply (every numeric column, in sheet order): "
+        f"it needs {NUM_COLUMNS} numeric columns among them 'Gaze point X' and 'Gaze point Y', "
+        f"and found {len(used)}: {[str(h) for h in used]}. Export the columns from Pro Lab, "
+        "or list the 39 headers as 'eye_columns' in the mapping file."
+      )
+    else:
+      rule = "partial"
+  if rule != "sheet order":
+    values = np.full((len(table), NUM_COLUMNS), np.nan)
+    for j, (header, power) in ((j, c) for j, c in enumerate(chosen) if c is not None):
+      codes = TEXT_CODES.get(COLUMNS[j]) if rule != "mapping" else None
+      values[:, j] = in_unit(_numbers(table[header], path, header, decimal_comma, codes), power)
+    used = [c[0] if c is not None else "" for c in chosen]
   beyond = ~np.isnan(values) & ~(np.abs(values) <= _FLOAT32_MAX)
   if beyond.any():
     i, j = np.argwhere(beyond)[0]
     raise ExportError(
-      f"{path}: column {headers[j][0]!r} row {table.index[i] + 2}: {values[i, j]:g} is beyond "
+      f"{path}: column {used[j]!r} row {table.index[i] + 2}: {values[i, j]:g} is beyond "
       f"float32 (|x| ≤ {_FLOAT32_MAX:.3g}) or not finite ({int(beyond.sum())} such cell(s))."
     )
-  gaze_cols = (COLUMNS.index(GAZE_COLUMNS[0]), COLUMNS.index(GAZE_COLUMNS[1]))
   if not np.isfinite(values[:, list(gaze_cols)]).all(axis=1).any():
     raise ExportError(f"{path}: no valid row; every gaze cell is empty or NaN.")
-  ts = values[:, 0]
-  if not np.isfinite(ts).all():
-    ts = np.arange(len(values), dtype=np.float64)  # rows weigh equally
-  used = {h for h, _ in headers}
-  return EyeExport(
+  export = EyeExport(
     values=values,
     gaze_cols=gaze_cols,
-    timestamps_ms=ts,
+    timestamps_ms=np.arange(len(values), dtype=np.float64),  # rows weigh equally, if no clock
     columns=COLUMNS,
-    dropped=tuple(str(c) for c in table.columns if c not in used),
-    headers=tuple(str(h) for h, _ in headers),
+    dropped=tuple(str(c) for c in table.columns if c not in set(used)),
+    headers=tuple(str(h) for h in used),
+    rule=rule,
   )
+  clock = export.clock_ms()
+  if clock is not None and np.isfinite(clock).all():
+    export = dataclasses.replace(export, timestamps_ms=clock)
+  return export

@@ -19,7 +19,7 @@ import numpy as np
 from absl import flags
 from tqdm import tqdm
 
-from tfds_emer import logs, release
+from tfds_emer import eye_export, logs, release
 from tfds_emer import release_layout as layout
 from tfds_emer.vocabulary import EMOTIONS
 
@@ -44,6 +44,8 @@ class Report:
   eye_columns: tuple = ()
   eye_rows: list = dataclasses.field(default_factory=list)
   invalid_share: list = dataclasses.field(default_factory=list)
+  eye_rules: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  sheet_order: list = dataclasses.field(default_factory=list)  # a line per sheet-order export
 
   @property
   def ok(self) -> bool:
@@ -62,6 +64,9 @@ class Report:
     if self.dropped_columns:
       cols = ", ".join(f"{k!r} ({v} files)" for k, v in sorted(self.dropped_columns.items()))
       info.append(f"text eye columns, left out: {cols}")
+    if self.eye_rules:
+      info.append(f"eye exports: {self.rules()}")
+      info += self.sheet_order
     if self.eye_rows:
       info.append(
         f"eye rows per sample: min {min(self.eye_rows)}, median {int(np.median(self.eye_rows))}, "
@@ -87,6 +92,12 @@ class Report:
       f"subjects in more than one fold: {spread} of {len(subject_folds)}{note if spread else ''}"
     )
     return info
+
+  def rules(self) -> str:
+    """How many eye exports each rule read, e.g. '48 by header name, 2 in sheet order (…)'."""
+    return ", ".join(
+      f"{self.eye_rules[r]} {text}" for r, text in eye_export.RULES.items() if self.eye_rules[r]
+    )
 
   def text(self) -> str:
     out = [f"EMER release at {self.manual_dir}", "information:"]
@@ -153,6 +164,9 @@ def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=Fals
       try:
         export = release.read_eye(eye, report.mapping)
         report.dropped_columns.update(export.dropped)
+        report.eye_rules[export.rule] += 1
+        if export.rule == "sheet order":
+          _note_sheet_order(report, eye, export)
         first = report.eye_columns or export.columns
         if export.columns != first:
           changed = [c for c in export.columns if c not in first]
@@ -189,9 +203,25 @@ def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=Fals
     for path in sorted(eye_dir.iterdir()):
       if path.stem not in labels:
         report.warnings.append(f"{path}: no label row for this export; ignored.")
+  if report.eye_rules["sheet order"] and len(report.eye_rules) > 1:
+    report.warnings.append(
+      f"eye exports are read by different rules ({report.rules()}): sheet-order reads keep "
+      "each cell as the file gives it, name reads convert time columns to one unit each."
+    )
   if not labels and not report.problems:
     report.problems.append(f"{root / layout.LABEL_FILE}: no labelled sample.")
   return report
+
+
+def _note_sheet_order(report: Report, path, export) -> None:
+  """An information line on a sheet-order export; a warning per known column out of place."""
+  x, y = (export.headers[j] for j in export.gaze_cols)
+  report.sheet_order.append(
+    f"{path}: in sheet order (the authors' rule): {len(export.headers)} numeric columns, "
+    f"{export.headers[0]!r} … {export.headers[-1]!r}; gaze {x!r}, {y!r}"
+  )
+  for place in export.misplaced():
+    report.warnings.append(f"{path}: in sheet order, {place}; kept in sheet order.")
 
 
 def main(argv):
