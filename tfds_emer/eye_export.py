@@ -144,11 +144,12 @@ class EyeExport:
     return out
 
 
-def read_table(path: pathlib.Path) -> tuple[pd.DataFrame, bool]:
+def read_table(path: pathlib.Path, skiprows: int = 0) -> tuple[pd.DataFrame, bool]:
   """The export's cells and whether text cells may use decimal commas.
 
   xlsx through python-calamine (openpyxl if it is not installed); text exports with the
-  separator their header line uses most (tab, then semicolon, then comma).
+  separator their header line uses most (tab, then semicolon, then comma), the header being
+  the line after the `skiprows` first lines.
   """
   if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
     try:
@@ -156,9 +157,12 @@ def read_table(path: pathlib.Path) -> tuple[pd.DataFrame, bool]:
     except ImportError:
       return pd.read_excel(path), True
   with open(path, encoding="utf-8-sig") as f:
+    for _ in range(skiprows):
+      f.readline()
     first = f.readline()
   sep = max(("\t", ";", ","), key=first.count)
-  return pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig"), sep != ","
+  table = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig", skiprows=skiprows)
+  return table, sep != ","
 
 
 def _header(j: int, cell) -> str:
@@ -278,7 +282,7 @@ def _convert(cells: pd.Series, decimal_comma: bool, codes=None) -> tuple[np.ndar
   return out, bad
 
 
-def _numbers(cells: pd.Series, path, header, decimal_comma: bool, codes=None) -> np.ndarray:
+def numbers(cells: pd.Series, path, header, decimal_comma: bool, codes=None) -> np.ndarray:
   """A column as float64 (NaN for empty cells); a text cell is an error naming it."""
   out, bad = _convert(cells, decimal_comma, codes)
   if bad.any():
@@ -356,7 +360,7 @@ def read_export(path, mapping: dict | None = None, complete: bool = True) -> Eye
     values = np.full((len(table), NUM_COLUMNS), np.nan)
     for j, (header, power) in ((j, c) for j, c in enumerate(chosen) if c is not None):
       codes = TEXT_CODES.get(COLUMNS[j]) if rule != "mapping" else None
-      values[:, j] = in_unit(_numbers(table[header], path, header, decimal_comma, codes), power)
+      values[:, j] = in_unit(numbers(table[header], path, header, decimal_comma, codes), power)
     used = [c[0] if c is not None else "" for c in chosen]
   beyond = ~np.isnan(values) & ~(np.abs(values) <= _FLOAT32_MAX)
   if beyond.any():

@@ -62,9 +62,12 @@ def detect(path) -> Format:
 
 
 def read(path, format: str | None = None, options: dict | None = None) -> Recording:
-  """A recording in the common schema: `format` names the reader, else it is detected."""
+  """A recording in the common schema: `format` names the reader; else options holding a column
+  map (`"columns"`) choose the generic reader; else the format is detected."""
   path = pathlib.Path(path)
   every = formats()
+  if format is None and "columns" in (options or {}) and "generic" in every:
+    format = "generic"
   if format is None:
     fmt = detect(path)
   elif format in every:
