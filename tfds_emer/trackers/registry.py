@@ -42,7 +42,7 @@ def formats() -> dict[str, Format]:
       if e.name != f"tfds_emer.trackers.{module}":
         raise
       continue
-    for fmt in getattr(mod, "FORMATS", (mod.FORMAT,)):
+    for fmt in mod.FORMATS if hasattr(mod, "FORMATS") else (mod.FORMAT,):
       found[fmt.name] = fmt
   return found
 
