@@ -34,6 +34,24 @@ def study(made, tmp_path):
   return root
 
 
+@pytest.fixture(scope="module")
+def made_small(tmp_path_factory):
+  """8 recordings of 4 subjects, both trackers, aligned frames: what each defect test breaks."""
+  root = tmp_path_factory.mktemp("studies") / "small"
+  fake_study.write_study(
+    root,
+    fake_study.Plan(recordings=8, subjects=4, frames=2, seconds=0.5, eye_rate=30.0, faces="frames"),
+  )
+  return root
+
+
+@pytest.fixture
+def small(made_small, tmp_path):
+  root = tmp_path / "small"
+  shutil.copytree(made_small, root)
+  return root
+
+
 def test_a_study_of_two_trackers_is_validated_built_and_read_back_without_it(study, tmp_path):
   report = validate_study(study)
   assert report.ok, report.text()
@@ -103,9 +121,9 @@ def _drop_eye(root):
 
 
 def _drop_face(root):
-  path = sorted((root / "video").iterdir())[0]
-  path.unlink()
-  return path.stem, "no face video or frames"
+  path = sorted((root / "frames").iterdir())[0]
+  shutil.rmtree(path)
+  return path.name, "no face video or frames"
 
 
 def _eye_without_rows(root):
@@ -154,9 +172,9 @@ DEFECTS = {
 
 
 @pytest.mark.parametrize("defect", list(DEFECTS))
-def test_each_defect_is_named_and_a_failed_build_leaves_nothing(study, tmp_path, defect):
-  name, message = DEFECTS[defect](study)
-  report = validate_study(study)
+def test_each_defect_is_named_and_a_failed_build_leaves_nothing(small, tmp_path, defect):
+  name, message = DEFECTS[defect](small)
+  report = validate_study(small)
   assert not report.ok
   hits = [p for p in report.problems if message in p]
   assert hits, report.problems
@@ -165,26 +183,26 @@ def test_each_defect_is_named_and_a_failed_build_leaves_nothing(study, tmp_path,
   assert report.text().splitlines()[-1].startswith("FAILED: ")
   data_dir = tmp_path / "data"
   with pytest.raises(layout.StudyError) as info:
-    build.build_study(study, data_dir, workers=1)
+    build.build_study(small, data_dir, workers=1)
   assert any(message in p for p in info.value.problems)
   assert not data_dir.exists() or not [p for p in data_dir.rglob("*") if p.is_file()]
 
 
-def test_warnings_name_a_duration_gap_and_files_without_labels(study):
-  eye = _first_eye(study, ".csv")
+def test_warnings_name_a_duration_gap_and_files_without_labels(small):
+  eye = _first_eye(small, ".csv")
   lines = eye.read_text().splitlines()
   eye.write_text("\n".join(lines[: len(lines) // 2]) + "\n")  # half the eye data
-  (study / "eye" / "stray.csv").write_text(lines[0] + "\n")
-  report = validate_study(study)
+  (small / "eye" / "stray.csv").write_text(lines[0] + "\n")
+  report = validate_study(small)
   assert report.ok, report.problems
   assert any(eye.stem in w and "the example keeps the first" in w for w in report.warnings)
   assert any("stray.csv: not in labels.csv" in w for w in report.warnings)
 
 
-def test_the_validate_command_exits_1_naming_the_defect(study):
-  (study / "labels.csv").write_text("id,subject,mood\na,s1,calm\n")
+def test_the_validate_command_exits_1_naming_the_defect(small):
+  (small / "labels.csv").write_text("id,subject,mood\na,s1,calm\n")
   run = subprocess.run(
-    [sys.executable, "-m", "tfds_emer.validate", f"--study={study}"],
+    [sys.executable, "-m", "tfds_emer.validate", f"--study={small}"],
     capture_output=True,
     text=True,
     cwd=pathlib.Path(__file__).parents[1],

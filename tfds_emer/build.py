@@ -144,19 +144,20 @@ def build_study(
   """Builds `emer_study/<name>` of the study folder `study` unless it is built from the study as
   it is now; checks the whole study first, so a defect stops it before anything is written."""
   report = validate_study(study, deep=False)
-  if report.ok:
-    builder = EmerStudy(config=study_config(report.study, face_frames), data_dir=data_dir)
-    if is_built(builder):
-      made = tfds.builder_from_directory(builder.data_path).info.metadata.get("fingerprint")
-      if made != fingerprint(report.study, face_frames):
-        raise layout.StudyError(
-          [
-            f"{builder.data_path} was built from {study} as it was before (labels.csv, "
-            "study.json, its files or --face_frames changed since). Move it aside and build "
-            "again:\n  " + rebuild_command(builder)
-          ]
-        )
-      return prepare(builder, None, file_format)
+  if not report.ok:  # a defect of the layout, labels or folds: files are not read
+    raise layout.StudyError(report.problems)
+  builder = EmerStudy(config=study_config(report.study, face_frames), data_dir=data_dir)
+  if is_built(builder):
+    made = tfds.builder_from_directory(builder.data_path).info.metadata.get("fingerprint")
+    if made != fingerprint(report.study, face_frames):
+      raise layout.StudyError(
+        [
+          f"{builder.data_path} was built from {study} as it was before (labels.csv, "
+          "study.json, its files or --face_frames changed since). Move it aside and build "
+          "again:\n  " + rebuild_command(builder)
+        ]
+      )
+    return prepare(builder, None, file_format)
   report = validate_study(study, deep=True, progress=True)
   for warning in report.warnings:
     logging.warning(warning)

@@ -70,7 +70,8 @@ class StudyReport:
     info.append(
       f"folds ({how}): "
       + "; ".join(
-        f"{k}: {len(v)} recordings, {len(set(v))} subjects" for k, v in sorted(folds.items())
+        f"{k}: {_count(len(v), 'recording')}, {_count(len(set(v)), 'subject')}"
+        for k, v in sorted(folds.items())
       )
     )
     formats = collections.Counter(row.format for row in self.rows)
