@@ -226,3 +226,20 @@ def test_a_study_name_becomes_a_tfds_config_name(tmp_path):
   (tmp_path / "s").mkdir()
   (tmp_path / "s" / "study.json").write_text(json.dumps({"name": "pilot/v2"}))
   assert layout.read_study(tmp_path / "s", [], []).name == "pilot_v2"
+
+
+def test_a_file_no_format_recognises_is_read_by_the_column_map_of_study_json(small):
+  path = _first_eye(small, ".csv")
+  rows = pd.read_csv(path)
+  time = [c for c in rows.columns if c.startswith("TIME")][0]
+  plain = pd.DataFrame({"t": rows[time], "x": rows["BPOGX"], "y": rows["BPOGY"]})
+  path.unlink()
+  plain.to_csv(path.with_suffix(".txt"), index=False)
+  settings = json.loads((small / "study.json").read_text())
+  columns = {"time_ms": "t", "gaze_x": "x", "gaze_y": "y"}
+  settings["formats"] = {"generic": {"columns": columns, "time_unit": "s"}}
+  (small / "study.json").write_text(json.dumps(settings))
+  report = validate_study(small)
+  assert report.ok, report.problems
+  assert report.formats[path.stem] == "generic"
+  assert report.formats[_first_eye(small, ".tsv").stem] == "tobii"

@@ -37,8 +37,14 @@ def frame_files(folder: pathlib.Path) -> list:
 
 def read_eye(entry: Entry, study: Study) -> schema.Recording:
   """The recording's eye data in the common schema; raises RecordingError naming the file."""
-  named = study.named_format(entry.eye)
-  fmt = named or registry.detect(entry.eye).name
+  fmt = study.named_format(entry.eye)
+  if fmt is None:
+    try:
+      fmt = registry.detect(entry.eye).name
+    except registry.UnknownFormat:
+      if "columns" not in study.eye_options("generic"):
+        raise
+      fmt = "generic"  # study.json maps columns for files no other format recognises
   recording = registry.read(entry.eye, fmt, study.eye_options(fmt))
   if recording.rows == 0:
     raise schema.RecordingError(f"{entry.eye}: no eye-tracker rows ({fmt} format).")
