@@ -50,6 +50,8 @@ class StudyReport:
   def information(self) -> list[str]:
     study = self.study
     entries = study.entries
+    if not study.name:
+      return ["recordings: 0"]
     info = [
       f"name: {study.name} (dataset emer_study/{study.name})",
       f"recordings: {len(entries)}, subjects: {len({e.subject for e in entries})}",
