@@ -158,7 +158,7 @@ def build_study(
         ]
       )
     return prepare(builder, None, file_format)
-  report = validate_study(study, deep=True, progress=True)
+  report = validate_study(study, deep=True, progress=True, workers=workers)
   for warning in report.warnings:
     logging.warning(warning)
   if not report.ok:
