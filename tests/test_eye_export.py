@@ -1,5 +1,6 @@
 """Eye exports as Tobii Pro Lab writes them → the model's 39 columns; each defect named."""
 
+import datetime
 import json
 import sys
 
@@ -230,10 +231,11 @@ def test_sheet_order_names_known_columns_out_of_place(rows, tmp_path):
   order = list(table.columns)
   i, j = order.index("Pupil diameter right [mm]"), order.index("Validity left")
   order[i], order[j] = order[j], order[i]
+  table.insert(0, "Recording date", datetime.datetime(2024, 5, 6))  # a date is not a number
   path = tmp_path / "e.xlsx"
-  write_eye(path, table[order])
+  write_eye(path, table[["Recording date", *order]])
   got = release.read_eye(path, {})
-  assert got.rule == "sheet order"
+  assert got.rule == "sheet order" and "Recording date" in got.dropped
   assert got.misplaced() == [
     "'Validity left' is column 16, where the model reads 'Pupil diameter right'",
     "'Pupil diameter right [mm]' is column 17, where the model reads 'Validity left'",
