@@ -168,6 +168,7 @@ def test_screen_size_from_the_options_when_the_file_has_none(tmp_path):
       ),
       r"line 17: expected a time and 6 values",
     ),
+    (("1004\t 800.0", "1004\t 80x.0"), r"line 15: expected a time and 6 values.*'1004\\t 80x"),
     (("START\t1002 \tLEFT\tRIGHT\tSAMPLES\tEVENTS\n", ""), None),
     (("SAMPLES\tGAZE", "SAMPLES\tHREF"), r"line 10: samples in HREF coordinates.*edf2asc -sg"),
     (("EFIX L   1002\t1006\t6", "EFIX L   1002\tlate\t6"), r"line 18: expected 'EFIX L\|R"),

@@ -46,13 +46,35 @@ def _number(token: str) -> float:
   return math.nan if token == "." else float(token)
 
 
+PAD = {  # a monocular sample's time, x, y, pupil as the 7 cells of a binocular one
+  ("left",): lambda t: t + [".", ".", "."],
+  ("right",): lambda t: t[:1] + [".", ".", "."] + t[1:],
+}
+
+
+def _is_number(cell: str) -> bool:
+  try:
+    float(cell)
+    return True
+  except ValueError:
+    return False
+
+
+def _bad_sample(path, number, line, eyes):
+  values = " ".join(f"x{e[0]} y{e[0]} pupil{e[0]}" for e in eyes)
+  raise RecordingError(
+    f"{path} line {number}: expected a time and {3 * len(eyes)} values ({values}, '.' where "
+    f"missing), got {line.strip()[:80]!r}"
+  )
+
+
 def parse_asc(path: pathlib.Path) -> Parsed:
   """The samples, events, screen and pupil type of an ASC file."""
   try:
     text = path.read_text(encoding="utf-8", errors="replace")
   except OSError as e:
     raise RecordingError(f"{path}: cannot read ({e.strerror})") from None
-  times, rows, events = [], [], []
+  cells, numbers, events = [], [], []  # sample lines as 7 strings each: t xl yl pl xr yr pr
   eyes = None  # the eyes of the current block, in sample-column order
   seen, coords = set(), {}
   pupil, has_events = None, False
@@ -65,24 +87,12 @@ def parse_asc(path: pathlib.Path) -> Parsed:
           f"{path} line {number}: a sample before any START or SAMPLES line naming the eyes "
           "recorded"
         )
-      tokens = line.split()
-      need = 3 * len(eyes)
-      try:
-        sample = [_number(v) for v in tokens[1 : 1 + need]]
-        time = float(tokens[0])
-      except ValueError:
-        sample = []
-      if len(sample) < need:
-        raise RecordingError(
-          f"{path} line {number}: expected a time and {need} values "
-          f"({' '.join(f'x{e[0]} y{e[0]} pupil{e[0]}' for e in eyes)}, '.' where missing), "
-          f"got {line.strip()[:80]!r}"
-        )
-      row = [math.nan] * 6
-      for k, eye in enumerate(eyes):
-        row[3 * EYES.index(eye) : 3 * EYES.index(eye) + 3] = sample[3 * k : 3 * k + 3]
-      times.append(time)
-      rows.append(row)
+      need = 1 + 3 * len(eyes)
+      tokens = line.split(None, need)[:need]
+      if len(tokens) < need:
+        _bad_sample(path, number, line, eyes)
+      cells.extend(tokens if eyes == EYES else PAD[eyes](tokens))
+      numbers.append(number)
       continue
     tokens = line.split()
     head = tokens[0]
@@ -116,10 +126,17 @@ def parse_asc(path: pathlib.Path) -> Parsed:
       if match:
         left, top, right, bottom = (float(v) for v in match.groups()[1:])
         coords.setdefault(match.group(1), (left, top, right - left + 1, bottom - top + 1))
-  table = np.array(rows, dtype=float).reshape(-1, 6)
+  table = np.array(cells, dtype=object).reshape(-1, 7)
+  table[table == "."] = "nan"
+  try:
+    table = table.astype(float)
+  except ValueError:
+    row = next(j for j, r in enumerate(table) if not all(map(_is_number, r)))
+    line = text.splitlines()[numbers[row] - 1]
+    _bad_sample(path, numbers[row], line, tuple(e for e in EYES if e in seen))
   return Parsed(
-    time=np.array(times, dtype=float),
-    eyes={e: table[:, 3 * EYES.index(e) : 3 * EYES.index(e) + 3] for e in EYES if e in seen},
+    time=table[:, 0],
+    eyes={e: table[:, 1 + 3 * EYES.index(e) : 4 + 3 * EYES.index(e)] for e in EYES if e in seen},
     events=events,
     screen=coords.get("GAZE_COORDS", coords.get("DISPLAY_COORDS")),
     pupil=pupil,

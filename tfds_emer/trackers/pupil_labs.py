@@ -109,18 +109,18 @@ def _nearest(times, at, values, ok) -> np.ndarray:
   return out
 
 
-def _min_confidence(options: dict) -> float:
+def _min_confidence(folder: pathlib.Path, options: dict) -> float:
   try:
     return float(options.get("min_confidence", 0.6))
   except (TypeError, ValueError):
     raise RecordingError(
-      f"min_confidence must be a number, got {options['min_confidence']!r}"
+      f"{folder}: min_confidence must be a number, got {options['min_confidence']!r}"
     ) from None
 
 
 def read_player(path: pathlib.Path, options: dict) -> Recording:
   folder = _folder(path)
-  floor = _min_confidence(options)
+  floor = _min_confidence(folder, options)
   what = " (Pupil Player's Raw Data Exporter writes it)"
   gaze = _table(
     folder,
@@ -149,10 +149,8 @@ def read_player(path: pathlib.Path, options: dict) -> Recording:
       values[:, INDEX[f"valid_{eye}"]] = ok & np.array([eid in s for s in sources])
   else:
     values[:, INDEX["valid_left"]] = values[:, INDEX["valid_right"]] = ok
-  units, notes = (
-    {},
-    [f"gaze: fraction of the scene camera image; confidence < {floor:g} is invalid"],
-  )
+  units = {}
+  notes = (f"gaze: fraction of the scene camera image; confidence < {floor:g} is invalid",)
   pupils = _table(
     folder,
     "pupil_positions.csv",
@@ -200,7 +198,7 @@ def read_player(path: pathlib.Path, options: dict) -> Recording:
     end = (blinks["end_timestamp"].to_numpy(float) - t0) * 1000.0
     spans.paint(values, BLINK, start, end, blinks["duration"].to_numpy(float) * 1000.0)
   return Recording(
-    values=values, format="pupil_player", source=str(folder), units=units, notes=tuple(notes)
+    values=values, format="pupil_player", source=str(folder), units=units, notes=notes
   )
 
 
