@@ -16,7 +16,7 @@ fixation maps.
 """
 
 import dataclasses
-import numbers
+import numbers as numeric_types  # the stdlib ABCs; `numbers` below is this module's parser
 import pathlib
 
 import cv2
@@ -268,7 +268,7 @@ def _convert(cells: pd.Series, decimal_comma: bool, codes=None) -> tuple[np.ndar
   obj = cells.to_numpy(object)
   is_text = np.array([isinstance(v, str) for v in obj], bool)
   out, bad = np.full(len(obj), np.nan), np.zeros(len(obj), bool)
-  bad[~is_text] = [not isinstance(v, numbers.Real | None) for v in obj[~is_text]]  # dates, …
+  bad[~is_text] = [not isinstance(v, numeric_types.Real | None) for v in obj[~is_text]]  # dates, …
   if (~is_text).any():
     out[~is_text] = pd.to_numeric(pd.Series(obj[~is_text]), errors="coerce").to_numpy(float)
   if is_text.any():
