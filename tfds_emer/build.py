@@ -1,7 +1,8 @@
-"""Builds the TFDS dataset `emer` without the `tfds` CLI.
+"""Builds the TFDS dataset `emer`, or `emer_study/<name>` of a study, without the `tfds` CLI.
 
   python -m tfds_emer.build --config=real --manual_dir=DIR --data_dir=DIR \\
       [--file_format=array_record|tfrecord] [--workers=N]
+  python -m tfds_emer.build --study=STUDY --data_dir=DIR [--face_frames=32] [--workers=N]
 
 tfrecord (for `tfds.load`, tf.data) needs the `[tf]` extra; array_record does not. The `real`
 config reads each eye export and face clip once, in `--workers` processes (default: every core).
@@ -23,9 +24,12 @@ import time
 import tensorflow_datasets as tfds
 from absl import flags, logging
 
-import tfds_emer  # noqa: F401 - registers `emer`
+import tfds_emer  # noqa: F401 - registers `emer` and `emer_study`
 from tfds_emer import locks, logs
 from tfds_emer.release import ReleaseError
+from tfds_emer.study import layout
+from tfds_emer.study.builder import FACE_FRAMES, EmerStudy, StudyConfig, fingerprint, study_config
+from tfds_emer.study.check import validate_study
 
 _INFO = "dataset_info.json"  # TFDS writes it last, into its temporary folder
 
@@ -36,6 +40,10 @@ class DatasetDamaged(RuntimeError):
 
 def build_command(builder) -> str:
   """The shell command that builds `builder`'s dataset (RELEASE stands for the release)."""
+  data_dir = shlex.quote(os.path.abspath(builder.data_dir_root))
+  if isinstance(builder.builder_config, StudyConfig):
+    study = shlex.quote(str(builder.builder_config.study.root))
+    return f"python -m tfds_emer.build --study={study} --data_dir={data_dir}"
   real = getattr(builder.builder_config, "sim", None) is None
   args = [f"--config={builder.builder_config.name}"] + (["--manual_dir=RELEASE"] if real else [])
   args.append(f"--data_dir={shlex.quote(os.path.abspath(builder.data_dir_root))}")
@@ -130,6 +138,41 @@ def build(config: str, data_dir=None, manual_dir=None, file_format="array_record
   return prepare(builder, manual_dir, file_format)
 
 
+def build_study(
+  study, data_dir=None, face_frames=FACE_FRAMES, file_format="array_record", workers=None
+):
+  """Builds `emer_study/<name>` of the study folder `study` unless it is built from the study as
+  it is now; checks the whole study first, so a defect stops it before anything is written."""
+  report = validate_study(study, deep=False)
+  if not report.ok:  # a defect of the layout, labels or folds: files are not read
+    raise layout.StudyError(report.problems)
+  builder = EmerStudy(config=study_config(report.study, face_frames), data_dir=data_dir)
+  if is_built(builder):
+    made = tfds.builder_from_directory(builder.data_path).info.metadata.get("fingerprint")
+    if made != fingerprint(report.study, face_frames):
+      raise layout.StudyError(
+        [
+          f"{builder.data_path} was built from {study} as it was before (labels.csv, "
+          "study.json, its files or --face_frames changed since). Move it aside and build "
+          "again:\n  " + rebuild_command(builder)
+        ]
+      )
+    return prepare(builder, None, file_format)
+  report = validate_study(study, deep=True, progress=True, workers=workers)
+  for warning in report.warnings:
+    logging.warning(warning)
+  if not report.ok:
+    raise layout.StudyError(report.problems)
+  builder = EmerStudy(
+    config=study_config(report.study, face_frames),
+    data_dir=data_dir,
+    file_format=file_format,
+    workers=workers,
+    formats=report.formats,
+  )
+  return prepare(builder, None, file_format)
+
+
 def written(builder) -> str:
   """The 'wrote' line of a built dataset: where, how many samples, how big."""
   folder = pathlib.Path(builder.data_dir)
@@ -142,8 +185,11 @@ def main(argv):
   del argv
   f = flags.FLAGS
   try:
-    builder = build(f.config, f.data_dir, f.manual_dir, f.file_format, f.workers)
-  except (DatasetDamaged, ReleaseError) as e:
+    if f.study is not None:
+      builder = build_study(f.study, f.data_dir, f.face_frames, f.file_format, f.workers)
+    else:
+      builder = build(f.config, f.data_dir, f.manual_dir, f.file_format, f.workers)
+  except (DatasetDamaged, ReleaseError, layout.StudyError) as e:
     sys.exit(f"{type(e).__name__}: {e}")
   print(written(builder))
 
@@ -151,6 +197,8 @@ def main(argv):
 if __name__ == "__main__":
   flags.DEFINE_enum("config", "synthetic", ["synthetic", "synthetic_small", "real"], "Config.")
   flags.DEFINE_string("manual_dir", None, "The unpacked release (config real).")
+  flags.DEFINE_string("study", None, "A study folder: builds emer_study/<name> (not --config).")
+  flags.DEFINE_integer("face_frames", FACE_FRAMES, "Face frames sampled per recording (--study).")
   flags.DEFINE_string("data_dir", None, "Where TFDS datasets live (TFDS default if unset).")
   flags.DEFINE_enum("file_format", "array_record", ["array_record", "tfrecord"], "Storage format.")
   flags.DEFINE_integer("workers", None, "Processes decoding release samples (default: all cores).")

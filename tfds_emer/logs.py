@@ -18,6 +18,8 @@ NOISE = (
   # tfds, on a dataset not built yet: the version folder it is about to write holds no
   # dataset_info.json (the lock file, or nothing yet).
   "Variant folder %s has no %s",
+  # tfds, on each `emer_study` builder: its config is made from the study, as designed.
+  "Using custom data configuration: %s",
 )
 
 

@@ -1,6 +1,7 @@
 """Checks an EMER release in `manual_dir` and reports what the `real` build would read.
 
   python -m tfds_emer.validate --manual_dir=DIR [--face_frames=32] [--shallow]
+  python -m tfds_emer.validate --study=STUDY [--shallow] [--workers=N]   (study/check.py)
 
 The report has three parts: information (what the release holds), warnings (read, but worth a
 look: kept as given or left out) and defects (the build would stop). Every warning and defect
@@ -226,14 +227,25 @@ def _note_sheet_order(report: Report, path, export) -> None:
 def main(argv):
   del argv
   f = flags.FLAGS
-  report = validate(f.manual_dir, f.face_frames, not f.shallow, progress=True)
+  if (f.manual_dir is None) == (f.study is None):
+    sys.exit("validate: give --manual_dir=DIR (the EMER release) or --study=STUDY, not both.")
+  if f.study is not None:
+    from tfds_emer.study.check import validate_study
+
+    report = validate_study(f.study, not f.shallow, progress=True, workers=f.workers)
+  else:
+    report = validate(f.manual_dir, f.face_frames, not f.shallow, progress=True)
   print(report.text())
   sys.exit(0 if report.ok else 1)
 
 
 if __name__ == "__main__":
   # Defined here, not at import: the builder imports this module inside other programs.
-  flags.DEFINE_string("manual_dir", None, "The unpacked EMER release.", required=True)
+  flags.DEFINE_string("manual_dir", None, "The unpacked EMER release.")
+  flags.DEFINE_string("study", None, "A study folder (labels.csv, video/ or frames/, eye/).")
+  flags.DEFINE_integer(
+    "workers", None, "Processes reading a study's recordings (default: all cores)."
+  )
   flags.DEFINE_integer("face_frames", 32, "Face frames sampled per sample.")
   flags.DEFINE_bool("shallow", False, "Check labels, folds and file presence only.")
   logs.run(main)
