@@ -8,6 +8,7 @@ its message and exit status 1. Ctrl-C ends with status 130 after closing what wa
 """
 
 import importlib.util
+import os
 import sys
 
 from absl import flags
@@ -19,6 +20,24 @@ from tfds_emer.locks import LockHeld
 from tfds_emer.release import ReleaseError
 
 USER_ERRORS = (config_check.UserError, LockHeld, FileNotFoundError, DatasetDamaged, ReleaseError)
+
+
+class _PathParser(flags.ArgumentParser):
+  """A path flag's value, made absolute (and `~` expanded) as the flags are read: libraries
+  such as Orbax refuse relative paths, and a later chdir cannot change what it names."""
+
+  def parse(self, argument):
+    return os.path.abspath(os.path.expanduser(argument)) if argument else argument
+
+  def flag_type(self):
+    return "path"
+
+
+def define_path(name: str, default, help_text: str, **kwargs):
+  """`flags.DEFINE_string` for a file or folder: its value is absolute once parsed."""
+  return flags.DEFINE(
+    _PathParser(), name, default, help_text, serializer=flags.ArgumentSerializer(), **kwargs
+  )
 
 
 def _load_config_file(argv, name="config"):

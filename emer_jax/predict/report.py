@@ -48,6 +48,14 @@ def result_entry(info: dict, outputs: dict) -> dict:
   }
 
 
+def source_note(source: dict) -> str:
+  """'fold1_seed0 step 49, …' for a workdir's model, 'UNFINISHED' where a run did not finish."""
+  if "steps" not in source:
+    return ""
+  steps = ", ".join(f"{run} step {step}" for run, step in source["steps"].items())
+  return steps + ("" if source["finished"] else "; UNFINISHED training, --allow_unfinished")
+
+
 def csv_path(output) -> pathlib.Path:
   return pathlib.Path(output).with_suffix(".csv")
 
