@@ -114,15 +114,13 @@ def summary_lines(results: dict, workdir) -> list[str]:
     selected = f"evaluated step {_per_run(results, 'checkpoint_step')} (mode eval)"
   else:
     selected = "selected step none (not trained: mode eval)"
-  unfinished = [r for r in results["runs"] if r.get("finished") is False]
-  if unfinished:
-    named = ", ".join(
-      f"fold{r['fold']}_seed{r['seed']} (step {r['checkpoint_step']})" for r in unfinished
-    )
-    lines.append(
-      f"  UNFINISHED: training did not finish for {named}: no runs/<run>.json; these numbers "
-      "are of the checkpoint it had reached, not of a finished run"
-    )
+  for r in results["runs"]:
+    if r.get("finished") is False:
+      run = f"fold{r['fold']}_seed{r['seed']}"
+      lines.append(
+        f"  UNFINISHED: {run} did not finish training (no runs/{run}.json); these numbers are "
+        f"of its checkpoint of step {r['checkpoint_step']}, not of a finished run"
+      )
   lines.append(
     f"  {selected} · test samples "
     f"{_per_run(results, 'num_test')} · validation {_per_run(results, 'num_val')} · "

@@ -1,6 +1,7 @@
 """The prediction report: OUT.json (its layout is a contract, see README) and OUT.csv beside it.
 
-  {"model": {...what was loaded...},
+  {"model": {...what was loaded: from a workdir "workdir", "runs", "steps" (run → checkpoint
+              step) and "finished" (false only with --allow_unfinished)...},
    "recordings": [{"id", "frames_total", "frames_with_face", "eye_rows_total", "eye_rows_valid",
                    "heads": {"<target>": {"probabilities": {"<class>": p, ...}, "predicted": c}
                                          or {"value": v}},
