@@ -5,6 +5,8 @@
 valid ones, and a `config_check.UserError` (bad config, changed workdir config, nothing to
 evaluate, a checkpoint that does not fit), a held lock or a missing file ends the process with
 its message and exit status 1. Ctrl-C ends with status 130 after closing what was open.
+Path flags (`define_path`) hold absolute paths once parsed, so a relative `--workdir=runs/x`
+works wherever a library (Orbax) wants an absolute one.
 """
 
 import importlib.util
