@@ -7,6 +7,8 @@ evaluate, a checkpoint that does not fit), a held lock or a missing file ends th
 its message and exit status 1. Ctrl-C ends with status 130 after closing what was open.
 Every command keeps JAX's compiled programs in a persistent cache (`--compilation_cache`), so a
 rerun with shapes already compiled skips compiling them.
+Path flags (`define_path`) hold absolute paths once parsed, so a relative `--workdir=runs/x`
+works wherever a library (Orbax) wants an absolute one.
 """
 
 import importlib.util
@@ -54,6 +56,24 @@ def use_compilation_cache(value: str | None = None) -> str | None:
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   return folder
+
+
+class _PathParser(flags.ArgumentParser):
+  """A path flag's value, made absolute (and `~` expanded) as the flags are read: libraries
+  such as Orbax refuse relative paths, and a later chdir cannot change what it names."""
+
+  def parse(self, argument):
+    return os.path.abspath(os.path.expanduser(argument)) if argument else argument
+
+  def flag_type(self):
+    return "path"
+
+
+def define_path(name: str, default, help_text: str, **kwargs):
+  """`flags.DEFINE_string` for a file or folder: its value is absolute once parsed."""
+  return flags.DEFINE(
+    _PathParser(), name, default, help_text, serializer=flags.ArgumentSerializer(), **kwargs
+  )
 
 
 def _load_config_file(argv, name="config"):

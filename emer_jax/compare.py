@@ -12,12 +12,13 @@ with its own dataset and folds.
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from absl import app, flags
 
-from emer_jax import logs
+from emer_jax import cli, logs
 from emer_jax.evaluation import tables
 from emer_jax.evaluation.summary import model_name, read_config
 from emer_jax.protocols import get_protocol
@@ -121,7 +122,7 @@ def compare(workdirs, output, metrics=None, allow_mixed: bool = False) -> dict[s
 
 
 def main(argv):
-  workdirs = argv[1:]
+  workdirs = [os.path.abspath(w) for w in argv[1:]]
   if not workdirs:
     raise app.UsageError("Name one or more finished workdirs: python -m emer_jax.compare W1 W2 …")
   f = flags.FLAGS
@@ -135,7 +136,7 @@ def main(argv):
 
 
 if __name__ == "__main__":  # flags defined here only, so that importing this module defines none
-  flags.DEFINE_string("output", "runs/compare", "Directory for comparison.{md,csv,tex}.")
+  cli.define_path("output", "runs/compare", "Directory for comparison.{md,csv,tex}.")
   flags.DEFINE_list("metrics", None, "Metrics per target, e.g. war,uar (default: per kind).")
   flags.DEFINE_bool("allow_mixed", False, "Tabulate workdirs tested on different data/folds.")
   logs.run(main)

@@ -22,7 +22,7 @@ from emer_jax.train.trainer import train_and_evaluate
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/quickstart.py[:arg].")
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+cli.define_path("workdir", None, "Directory for checkpoints, logs and results.")
 flags.DEFINE_bool(
   "restart",
   False,

@@ -84,7 +84,8 @@ def test_colab_setup_keeps_the_installed_jax_version(name, accelerator, monkeypa
 def test_notebook_runs(name, small_data_dir, tmp_path, monkeypatch):
   monkeypatch.setenv("EMER_TINY", "1")
   monkeypatch.setenv("TFDS_DATA_DIR", small_data_dir)
-  monkeypatch.setenv("EMER_RUNS", str(tmp_path))
+  # Relative, as the notebooks' default `runs`: every path a notebook hands a library is too.
+  monkeypatch.setenv("EMER_RUNS", os.path.relpath(tmp_path, REPO))
   notebook = nbformat.read(os.path.join(REPO, "colab", f"{name}.ipynb"), as_version=4)
   client = NotebookClient(
     notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": REPO}}

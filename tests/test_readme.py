@@ -16,7 +16,8 @@ from emer_jax.config import base_config
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _commands():
+def command_texts() -> list[str]:
+  """Each `python -m …` command of README.md's bash blocks, one line, from `python -m`."""
   with open(os.path.join(REPO, "README.md")) as f:
     text = f.read()
   blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
@@ -25,8 +26,12 @@ def _commands():
   for line in lines:
     line = line.split(" #", 1)[0].strip()
     if "python -m " in line:
-      commands.append(shlex.split(line[line.index("python -m ") :]))
+      commands.append(" ".join(line[line.index("python -m ") :].split()))
   return commands
+
+
+def _commands():
+  return [shlex.split(text) for text in command_texts()]
 
 
 COMMANDS = _commands()

@@ -334,7 +334,7 @@ def main(argv):
 if __name__ == "__main__":  # flags defined here only, so that importing this module defines none
   from ml_collections import config_flags
 
-  flags.DEFINE_string("workdir", None, "A finished training workdir.")
+  cli.define_path("workdir", None, "A finished training workdir.")
   config_flags.DEFINE_config_file("config", None, "Config file; the run's config.json if unset.")
   flags.DEFINE_list(
     "corruptions", [], "Corruptions to run, e.g. remove,noise(eye+gaze) (default: all that apply)."

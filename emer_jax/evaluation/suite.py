@@ -137,7 +137,7 @@ def robustness_records(suite, protocol: str, model: str, workdir: str) -> list[d
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  workdir = FLAGS.workdir or FLAGS.config.workdir
+  workdir = FLAGS.workdir or os.path.abspath(FLAGS.config.workdir)
   start = time.perf_counter()
   paths = run_suite(FLAGS.config, workdir)
   if paths:
@@ -149,6 +149,6 @@ def main(argv):
 
 if __name__ == "__main__":  # flags defined here only, so that importing this module defines none
   config_flags.DEFINE_config_file("config", None, "Suite config, e.g. configs/suite.py[:small].")
-  flags.DEFINE_string("workdir", None, "Output directory; the config's `workdir` if unset.")
+  cli.define_path("workdir", None, "Output directory; the config's `workdir` if unset.")
   flags.mark_flags_as_required(["config"])
   cli.run(main)

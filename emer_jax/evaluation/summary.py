@@ -108,9 +108,21 @@ def summary_lines(results: dict, workdir) -> list[str]:
   for target in results["targets"]:
     lines += _target_lines(results, target)
   trained = any(run.get("selected_step") for run in results["runs"])
-  selected = _per_run(results, "selected_step") if trained else "none (not trained: mode eval)"
+  if trained:
+    selected = f"selected step {_per_run(results, 'selected_step')}"
+  elif any("checkpoint_step" in run for run in results["runs"]):
+    selected = f"evaluated step {_per_run(results, 'checkpoint_step')} (mode eval)"
+  else:
+    selected = "selected step none (not trained: mode eval)"
+  for r in results["runs"]:
+    if r.get("finished") is False:
+      run = f"fold{r['fold']}_seed{r['seed']}"
+      lines.append(
+        f"  UNFINISHED: {run} did not finish training (no runs/{run}.json); these numbers are "
+        f"of its checkpoint of step {r['checkpoint_step']}, not of a finished run"
+      )
   lines.append(
-    f"  selected step {selected} · test samples "
+    f"  {selected} · test samples "
     f"{_per_run(results, 'num_test')} · validation {_per_run(results, 'num_val')} · "
     f"train {_per_run(results, 'num_train')}"
   )

@@ -8,6 +8,7 @@ See README.md, "Predict on your own recordings", for every option and the report
 
 import pathlib
 
+from emer_jax import logs
 from emer_jax.predict import model, picture, recordings, report
 from emer_jax.predict.model import from_checkpoint, from_exported, from_workdir
 from emer_jax.predict.recordings import Recording, find_recordings
@@ -24,16 +25,24 @@ __all__ = [
 
 def predict(loaded_model, recs, output, mapping=None, draw=True) -> list[dict]:
   """Predicts every recording, writes OUT.json, OUT.csv and OUT_<id>.png; returns the entries."""
-  function = loaded_model.function()
   settings = loaded_model.settings
+  logs.phase("compiling the model")
+  function = loaded_model.compiled()
   pathlib.Path(output).parent.mkdir(parents=True, exist_ok=True)
-  results = []
-  for rec in recs:
-    loaded = recordings.load(rec, settings, mapping)
-    outputs = function(model.batch_of(loaded.inputs))
-    entry = report.result_entry(loaded.info, outputs)
-    results.append(entry)
-    if draw:
-      picture.draw(report.picture_path(output, rec.id), loaded, entry, settings.screen_px)
+  results, pictures = [], []
+  with logs.progress(len(recs), "predicting recordings", unit="recording") as bar:
+    for rec in recs:
+      loaded = recordings.load(rec, settings, mapping)
+      outputs = function(model.batch_of(loaded.inputs))
+      entry = report.result_entry(loaded.info, outputs)
+      results.append(entry)
+      if draw:
+        pictures.append(report.picture_path(output, rec.id))
+        picture.draw(pictures[-1], loaded, entry, settings.screen_px)
+      bar.update()
   report.write(output, results, loaded_model.source)
+  logs.wrote("predictions", output, report.source_note(loaded_model.source))
+  logs.wrote("table", report.csv_path(output))
+  for path in pictures:
+    logs.wrote("picture", path)
   return results

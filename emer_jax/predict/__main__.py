@@ -4,35 +4,38 @@ import json
 import pathlib
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from emer_jax import cli
 from tfds_emer.release import ReleaseError
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir: every run's selected model.")
+_WORKDIR = cli.define_path("workdir", None, "Training workdir: every run's selected model.")
 _RUN = flags.DEFINE_string("run", "", "With --workdir, one run only, e.g. fold1_seed0.")
-_CHECKPOINT = flags.DEFINE_string(
+_ALLOW_UNFINISHED = flags.DEFINE_bool(
+  "allow_unfinished", False, "With --workdir: use runs whose training did not finish."
+)
+_CHECKPOINT = cli.define_path(
   "checkpoint", None, "Model checkpoint folder: model/ and config.json (emer_jax.convert)."
 )
-_EXPORTED = flags.DEFINE_string("exported", None, "Folder written by emer_jax.export.")
+_EXPORTED = cli.define_path("exported", None, "Folder written by emer_jax.export.")
 _DATASET = flags.DEFINE_string(
   "dataset",
   "emer/real",
   "With --checkpoint: the dataset the model was trained on (its face frames per sample).",
 )
-_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data_dir of that dataset.")
+_DATA_DIR = cli.define_path("data_dir", "", "TFDS data_dir of that dataset.")
 _CHANNEL_ORDER = flags.DEFINE_enum(
   "channel_order", "rgb", ["rgb", "bgr"], "With --checkpoint: 'bgr' for the authors' models."
 )
-_VIDEO = flags.DEFINE_string("video", None, "Face video of one recording (raw webcam video).")
-_FRAMES = flags.DEFINE_string("frames", None, "Folder of aligned face frames of one recording.")
-_EYE = flags.DEFINE_string("eye_export", None, "Eye-tracker export (.tsv, .csv or .xlsx).")
+_VIDEO = cli.define_path("video", None, "Face video of one recording (raw webcam video).")
+_FRAMES = cli.define_path("frames", None, "Folder of aligned face frames of one recording.")
+_EYE = cli.define_path("eye_export", None, "Eye-tracker export (.tsv, .csv or .xlsx).")
 _ID = flags.DEFINE_string("id", "", "ID of the one recording (default: the export's name).")
-_INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of recordings matched by ID.")
-_MAPPING = flags.DEFINE_string(
+_INPUT_DIR = cli.define_path("input_dir", None, "Folder of recordings matched by ID.")
+_MAPPING = cli.define_path(
   "mapping", None, "JSON as emer_mapping.json: eye_columns, gaze_columns, screen_px."
 )
-_OUTPUT = flags.DEFINE_string("output", None, "Report OUT.json (OUT.csv, OUT_<id>.png beside).")
+_OUTPUT = cli.define_path("output", None, "Report OUT.json (OUT.csv, OUT_<id>.png beside).")
 _PICTURE = flags.DEFINE_bool("picture", True, "Write OUT_<id>.png per recording.")
 
 
@@ -43,7 +46,9 @@ def _model():
   if len(sources) != 1:
     raise app.UsageError("Give exactly one of --workdir, --checkpoint, --exported.")
   if _WORKDIR.value:
-    return predict.from_workdir(_WORKDIR.value, _RUN.value, _DATA_DIR.value)
+    return predict.from_workdir(
+      _WORKDIR.value, _RUN.value, _DATA_DIR.value, _ALLOW_UNFINISHED.value
+    )
   if _CHECKPOINT.value:
     return predict.from_checkpoint(
       _CHECKPOINT.value, _DATASET.value, _DATA_DIR.value, _CHANNEL_ORDER.value
@@ -77,7 +82,6 @@ def _recordings():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)  # Orbax logs every file it reads at INFO
   from emer_jax import predict
 
   mapping = json.loads(pathlib.Path(_MAPPING.value).read_text()) if _MAPPING.value else {}
@@ -90,7 +94,6 @@ def main(argv):
   for r in results:
     summary = {t: h.get("predicted", h.get("value")) for t, h in r["heads"].items()}
     print(json.dumps({"id": r["id"], **summary, "gap": r["gap"]}))
-  print(f"Wrote {_OUTPUT.value} and {pathlib.Path(_OUTPUT.value).with_suffix('.csv')}.")
 
 
 if __name__ == "__main__":

@@ -19,13 +19,15 @@ import orbax.checkpoint as ocp
 import tensorflow_datasets as tfds
 from flax import nnx
 
-from emer_jax import models
+from emer_jax import logs, models
+from emer_jax.config_check import UserError
 from emer_jax.data import pipeline
 from emer_jax.data.source import EmerSource, resolve_data_dir
 from emer_jax.protocols import TARGETS, head_sizes
 from emer_jax.train import steps
 from emer_jax.train.checkpoint import restore_model
 from tfds_emer import eye_export
+from tfds_emer.eye_export import MAP_SIZE
 
 NORMALISATION_FILE = "normalisation.json"  # beside a converted checkpoint: its statistics
 FACE_SIZE = 112
@@ -123,19 +125,50 @@ def run_names(workdir: str) -> list[str]:
   return [n for n in names if os.path.isdir(os.path.join(root, n, "best"))]
 
 
-def _restore_best(run_dir: str, model: nnx.Module) -> nnx.State:
-  """The weights chosen on validation (`best/`, item `model`), as the trainer saved them."""
+class UnfinishedRun(UserError):
+  """A workdir's run has checkpoints but no finished record: its model is no result yet."""
+
+
+def _last_step(directory: str) -> int | None:
+  steps = ocp.utils.checkpoint_steps(directory) if os.path.isdir(directory) else []
+  return max(steps) if steps else None
+
+
+def _restore_best(run_dir: str, model: nnx.Module) -> tuple[nnx.State, int]:
+  """The weights chosen on validation (`best/<step>/model`, as the trainer saved them) and
+  their step; read in place, never tidying the user's run."""
   best = os.path.join(run_dir, "best")
-  options = ocp.CheckpointManagerOptions(read_only=True)  # never tidies a user's run
-  with ocp.CheckpointManager(best, options=options) as manager:
-    step = manager.latest_step()
-    if step is None:
-      raise FileNotFoundError(
-        f"{best} holds no checkpoint: the run has no selected model (was it trained with a "
-        "validation part, and did it finish?)."
-      )
-    args = ocp.args.Composite(model=ocp.args.StandardRestore(nnx.state(model)))
-    return manager.restore(step, args=args).model
+  step = _last_step(best)
+  if step is None:
+    raise FileNotFoundError(
+      f"{best} holds no checkpoint: the run has no selected model (was it trained with a "
+      "validation part, and did it finish?)."
+    )
+  with ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(os.path.join(best, str(step), "model"), nnx.state(model)), step
+
+
+def _finished(workdir: str, run: str) -> bool:
+  """Whether the run wrote its finished record, `W/runs/<run>.json` (trainer.finished_run)."""
+  from emer_jax.train.trainer import run_json_path
+
+  return os.path.exists(run_json_path(workdir, *_fold_seed(run)))
+
+
+def unfinished_message(workdir: str, runs: list[str]) -> str:
+  """One line naming each unfinished run and its last step, and the two ways on."""
+  named = ", ".join(
+    f"{r} (last checkpoint: step {_last_step(os.path.join(workdir, 'checkpoints', r, 'latest'))}, "
+    f"best so far: step {_last_step(os.path.join(workdir, 'checkpoints', r, 'best'))})"
+    for r in runs
+  )
+  several = len(runs) > 1
+  return (
+    f"The run{'s' if several else ''} {named} in {workdir} did not finish training (no "
+    f"{', '.join(f'runs/{r}.json' for r in runs)}). Rerun the training command on this workdir "
+    f"to finish {'them' if several else 'it'}, or add --allow_unfinished to use the best "
+    "checkpoint so far."
+  )
 
 
 @dataclasses.dataclass
@@ -153,6 +186,11 @@ class Model:
   def function(self):
     """outputs(batch): {target: (B, C) class probabilities or (B,) values}, averaged over runs."""
     return functools.partial(self._jitted, self.states)
+
+  def compiled(self):
+    """`function()` compiled for a batch of one."""
+    compiled = self._jitted.lower(self.states, input_specs(self.settings, 1)).compile()
+    return functools.partial(compiled, self.states)
 
   @functools.cached_property
   def _jitted(self):
@@ -197,10 +235,15 @@ def _build(model_config, heads: dict):
   return models.build_model(model_config, heads=heads, rngs=nnx.Rngs(0))
 
 
-def from_workdir(workdir: str, run: str = "", data_dir: str = "") -> Model:
-  """Every run's selected model (or `run`'s) of a training workdir."""
+def from_workdir(
+  workdir: str, run: str = "", data_dir: str = "", allow_unfinished: bool = False
+) -> Model:
+  """Every run's selected model (or `run`'s) of a training workdir. A run without its finished
+  record is refused (`UnfinishedRun`) unless `allow_unfinished`; `source` names each run's
+  checkpoint step and whether all runs finished."""
   from emer_jax.train.trainer import run_targets  # the trainer decides a run's heads
 
+  workdir = os.path.abspath(workdir)
   config = read_config(os.path.join(workdir, "config.json"))
   names = run_names(workdir)
   if run:
@@ -209,24 +252,36 @@ def from_workdir(workdir: str, run: str = "", data_dir: str = "") -> Model:
     names = [run]
   if not names:
     raise FileNotFoundError(f"{workdir}/checkpoints holds no run with a selected checkpoint.")
+  unfinished = [n for n in names if not _finished(workdir, n)]
+  if unfinished and not allow_unfinished:
+    raise UnfinishedRun(unfinished_message(workdir, unfinished))
+  logs.phase(f"loading the model: {', '.join(names)} of {workdir}")
   targets = run_targets(config)
   model = _build(config.model, head_sizes(targets))
-  run_dirs = [os.path.join(workdir, "checkpoints", n) for n in names]
-  states = [_restore_best(d, model) for d in run_dirs]
+  states, run_steps = [], {}
+  with logs.progress(len(names), "loading checkpoints", unit="run") as bar:
+    for n in names:
+      state, run_steps[n] = _restore_best(os.path.join(workdir, "checkpoints", n), model)
+      states.append(state)
+      bar.update()
   data_dir = data_dir or config.get("data_dir", "")
   norms = [pipeline.load_normalisation(_normalisation_path(workdir, n)) for n in names]
   settings = Settings(_sampler(config, norms[0]), face_frames_of(config.dataset, data_dir), targets)
   renorm = [_affine(norms[0], n) for n in norms] if len(norms) > 1 else None
   graphdef = nnx.graphdef(model)
-  source = {"workdir": os.path.abspath(workdir), "runs": names}
+  source = {"workdir": workdir, "runs": names, "steps": run_steps, "finished": not unfinished}
   dtype = jnp.dtype(config.get("dtype", "float32"))
   return Model(graphdef, states, settings, dtype, source, renorm)
 
 
+def _fold_seed(run: str) -> tuple[int, int]:
+  fold, seed = (int(v) for v in re.fullmatch(r"fold(\d+)_seed(\d+)", run).groups())
+  return fold, seed
+
+
 def _normalisation_path(workdir: str, run: str) -> str:
   """The statistics a run normalised its inputs with (`pipeline.normalisation_path`)."""
-  fold, seed = (int(v) for v in re.fullmatch(r"fold(\d+)_seed(\d+)", run).groups())
-  return pipeline.normalisation_path(workdir, fold, seed)
+  return pipeline.normalisation_path(workdir, *_fold_seed(run))
 
 
 def from_checkpoint(
@@ -234,6 +289,7 @@ def from_checkpoint(
 ) -> Model:
   """A model checkpoint `directory`/model with `directory`/config.json (the model config and
   its `heads`), as `python -m emer_jax.convert` writes them."""
+  directory = os.path.abspath(directory)
   description = read_config(os.path.join(directory, "config.json"))
   if "heads" not in description:
     raise ValueError(f"{directory}/config.json has no 'heads' (target name → size).")
@@ -271,19 +327,40 @@ class Exported:
   def function(self):
     return self.call
 
+  def compiled(self):
+    """`function()` compiled for a batch of one."""
+    return jax.jit(self.call).lower(input_specs(self.settings, 1)).compile()
+
 
 EXPORTED_FILE, SETTINGS_FILE = "model.jax", "preprocessing.json"
 
 
 def from_exported(directory: str) -> Exported:
+  """An `emer_jax.export` artefact; `source` is what it was exported from (steps, finished)."""
+  directory = os.path.abspath(directory)
   path = os.path.join(directory, EXPORTED_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f"No exported model at {path}; write one with emer_jax.export.")
   with open(path, "rb") as f:
     exported = jax.export.deserialize(bytearray(f.read()))
   with open(os.path.join(directory, SETTINGS_FILE)) as f:
-    settings = Settings.from_json(json.load(f))
-  return Exported(exported.call, settings, {"exported": os.path.abspath(directory)})
+    recorded = json.load(f)
+  source = {"exported": directory} | recorded.get("source", {})
+  return Exported(exported.call, Settings.from_json(recorded), source)
+
+
+def input_specs(settings: Settings, batch="b") -> dict:
+  """Shapes and dtypes of a batch of model inputs; `batch` may be a symbolic dimension."""
+  (b,) = jax.export.symbolic_shape(batch) if isinstance(batch, str) else (batch,)
+  s, size = settings.sampler, settings.face_size
+  rows = s.num_eye_rows
+  eye_width = len(s.clocks) if s.eye_columns == "clocks" else len(s.normalisation.eye_mean)
+  return {
+    "face": jax.ShapeDtypeStruct((b, s.num_frames, size, size, 3), np.uint8),
+    "eye": jax.ShapeDtypeStruct((b, rows, eye_width), np.float32),
+    "gaze": jax.ShapeDtypeStruct((b, rows, len(s.normalisation.gaze_mean)), np.float32),
+    "fixation_map": jax.ShapeDtypeStruct((b, MAP_SIZE, MAP_SIZE, 1), np.float32),
+  }
 
 
 def batch_of(inputs: dict) -> dict:

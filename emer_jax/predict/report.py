@@ -1,6 +1,7 @@
 """The prediction report: OUT.json (its layout is a contract, see README) and OUT.csv beside it.
 
-  {"model": {...what was loaded...},
+  {"model": {...what was loaded: from a workdir "workdir", "runs", "steps" (run → checkpoint
+              step) and "finished" (false only with --allow_unfinished)...},
    "recordings": [{"id", "frames_total", "frames_with_face", "eye_rows_total", "eye_rows_valid",
                    "heads": {"<target>": {"probabilities": {"<class>": p, ...}, "predicted": c}
                                          or {"value": v}},
@@ -46,6 +47,14 @@ def result_entry(info: dict, outputs: dict) -> dict:
     "gap": gap(heads),
     "warnings": info["warnings"],
   }
+
+
+def source_note(source: dict) -> str:
+  """'fold1_seed0 step 49, …' for a workdir's model, 'UNFINISHED' where a run did not finish."""
+  if "steps" not in source:
+    return ""
+  steps = ", ".join(f"{run} step {step}" for run, step in source["steps"].items())
+  return steps + ("" if source["finished"] else "; UNFINISHED training, --allow_unfinished")
 
 
 def csv_path(output) -> pathlib.Path:

@@ -848,6 +848,9 @@ def evaluate(config, workdir: str) -> dict:
         "metrics": test,
         "config": _config_json(config),
       }
+      if source is not None:  # a run's own checkpoint: its step, and whether training finished
+        finished = os.path.exists(run_json_path(workdir, fold, seed))
+        result |= {"checkpoint_step": source[2], "finished": finished}
       _write_run(out_dir, result, data, split.test, targets, outputs)
       runs.append(result)
   return _write_results(config, out_dir, runs, _config_json(config))
