@@ -117,6 +117,10 @@ def _converted(root):
     json.dump(loaded.settings.to_json()["normalisation"], f)
 
 
+def _study_built(root, proc):
+  assert (root / "DATA" / "emer_study" / "my_study" / "1.0.0" / "dataset_info.json").is_file()
+
+
 def _face_only_stand_in(root):
   """compare's second workdir: a copy of runs/er7 stands in for the face-only run."""
   shutil.copytree(os.path.join(root, "runs", "er7"), os.path.join(root, "runs", "er7_face_only"))
@@ -136,6 +140,11 @@ PLAN = [
   Step("tfds_emer.fake_release --output=RELEASE", ("--scale=ci", "--num_subjects=5")),
   Step("tfds_emer.validate --manual_dir=RELEASE"),
   Step("tfds_emer.build --config=real --manual_dir=RELEASE --data_dir=DATA"),
+  Step("tfds_emer.validate --study=STUDY", skip="the worked example's my_study runs below"),
+  Step("tfds_emer.build --study=STUDY --data_dir=DATA", skip="the worked example's runs below"),
+  Step("tfds_emer.fake_study --output=my_study", ("--frames=8",)),
+  Step("tfds_emer.validate --study=my_study"),
+  Step("tfds_emer.build --study=my_study --data_dir=DATA", check=_study_built),
   Step(
     "--workdir=runs/er7_real --config.dataset=emer/real --config.data_dir=DATA",
     ("--config.folds=(1,)", *AS_QUICKSTART),
