@@ -54,11 +54,18 @@ def check_run_paths(config, workdir: str) -> None:
 
 @contextlib.contextmanager
 def writing(path: str, what: str):
-  """Re-raises an OSError of the block as PathError: 'Cannot write <what> to <path>: <reason>'."""
+  """Re-raises an OSError of the block, or a library's error for a full disk (Orbax's
+  tensorstore says RESOURCE_EXHAUSTED), as PathError: 'Cannot write <what> to <path>: <why>'."""
   try:
     yield
-  except OSError as e:
-    reason = e.strerror or str(e)
-    if e.errno == errno.ENOSPC:
+  except Exception as e:
+    full = getattr(e, "errno", None) == errno.ENOSPC or any(
+      s in str(e) for s in ("RESOURCE_EXHAUSTED", "No space left on device")
+    )
+    if full:
       reason = "no space left on the disk"
+    elif isinstance(e, OSError):
+      reason = (e.strerror or str(e)).lower()
+    else:
+      raise
     raise PathError(f"Cannot write {what} to {path}: {reason}.") from e

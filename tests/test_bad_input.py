@@ -117,3 +117,61 @@ def test_a_write_error_names_the_path_and_what(tmp_path):
     with paths.writing(str(tmp_path / "x"), "the model"):
       raise OSError(errno.ENOSPC, "No space left on device")
   assert str(caught.value) == f"Cannot write the model to {tmp_path}/x: no space left on the disk."
+
+
+def test_a_truncated_pth_is_called_truncated(tmp_path):
+  import zipfile
+
+  from emer_jax.convert.torch_pickle import load_torch_file
+
+  path = tmp_path / "model.pth"
+  with zipfile.ZipFile(path, "w") as archive:
+    archive.writestr("archive/data.pkl", b"\x80\x02}q\x00." * 100)
+  path.write_bytes(path.read_bytes()[:200])  # a download cut short
+  with pytest.raises(ValueError, match=f"^{path} is truncated or damaged: it starts as a zip"):
+    load_torch_file(path)
+
+
+def test_a_full_disk_in_convert_names_the_path_and_leaves_no_temporary_folder(
+  tmp_path, monkeypatch
+):
+  from flax import nnx
+
+  from emer_jax import models
+  from emer_jax.convert import __main__ as convert_main
+
+  config = models.get_config("reference")
+  model = models.build_model(config, heads={"er_emotion": 7}, rngs=nnx.Rngs(0))
+  monkeypatch.setattr(convert_main, "load_reference_checkpoint", lambda *a, **k: (model, config))
+
+  def full_disk(directory, model):
+    os.makedirs(directory)
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(convert_main, "save_model", full_disk)
+  with pytest.raises(paths.PathError) as caught:
+    convert_main.convert_checkpoint("X.pth", str(tmp_path / "conv"))
+  staging = f"{tmp_path}/.conv.converting-{os.getpid()}"
+  assert str(caught.value) == (
+    f"Cannot write the converted model to {staging}/model: no space left on the disk."
+  )
+  assert os.listdir(tmp_path) == []
+
+
+def test_an_init_checkpoint_folder_that_is_no_checkpoint(tmp_path):
+  (tmp_path / "notes").mkdir()
+  (tmp_path / "notes" / "a.txt").write_text("mine")
+  line = _main(QUICKSTART, f"--workdir={tmp_path}/w", f"--config.init_checkpoint={tmp_path}/notes")
+  assert line == (
+    f"Error: Invalid config: init_checkpoint='{tmp_path}/notes': not an Orbax checkpoint (it "
+    "holds no _METADATA); expected a model folder such as DIR/model of emer_jax.convert or "
+    "W/checkpoints/fold1_seed0/best/<step>/model."
+  )
+  assert sorted(os.listdir(tmp_path)) == ["notes"]
+
+
+def test_model_metadata_of_a_folder_that_is_no_checkpoint(tmp_path):
+  from emer_jax.train.checkpoint import CheckpointMismatch, model_metadata
+
+  with pytest.raises(CheckpointMismatch, match="is not an Orbax checkpoint .*holds no _METADATA"):
+    model_metadata(str(tmp_path))
