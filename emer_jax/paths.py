@@ -11,6 +11,7 @@ import errno
 import os
 
 from emer_jax import config_check
+from tfds_emer import logs
 
 
 class PathError(config_check.UserError):
@@ -57,7 +58,8 @@ def writing(path: str, what: str):
   """Re-raises an OSError of the block, or a library's error for a full disk (Orbax's
   tensorstore says RESOURCE_EXHAUSTED), as PathError: 'Cannot write <what> to <path>: <why>'."""
   try:
-    yield
+    with logs.library_errors_hidden():
+      yield
   except Exception as e:
     full = getattr(e, "errno", None) == errno.ENOSPC or any(
       s in str(e) for s in ("RESOURCE_EXHAUSTED", "No space left on device")

@@ -39,10 +39,10 @@ def convert_checkpoint(checkpoint, output, target="er_emotion"):
   staging = os.path.join(parent, f".{name}.converting-{os.getpid()}")
   description = config.to_dict() | {"heads": {n: h.shape[-1] for n, h in _head_sizes(model)}}
   try:
-    with paths.writing(os.path.join(staging, "model"), "the converted model"):
+    with paths.writing(output, "the converted model"):
       os.makedirs(staging)
       save_model(os.path.join(staging, "model"), model)
-    with paths.writing(os.path.join(staging, "config.json"), "the model config"):
+    with paths.writing(os.path.join(output, "config.json"), "the model config"):
       with open(os.path.join(staging, "config.json"), "w") as f:
         json.dump(description, f, indent=2)
   except BaseException:

@@ -57,7 +57,7 @@ def detect(path) -> Format:
   raise UnknownFormat(
     f"{path}: not a recording of any known eye-tracker format; tried "
     f"{', '.join(f'{f.name} ({f.description})' for f in every.values())}. Name its format in "
-    "study.json (\"formats\"), or map its columns with the generic reader."
+    'study.json ("formats"), or map its columns with the generic reader.'
   )
 
 
