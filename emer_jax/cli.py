@@ -47,7 +47,10 @@ def config_file_error(argv, name="config") -> str | None:
   try:
     _load_config_file(argv, name)
   except Exception as e:  # noqa: BLE001  (the user's file: any error is theirs)
-    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == path]
+    mine = os.path.abspath(path)
+    frames = [
+      f for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == mine
+    ]
     line = f" line {frames[-1].lineno}" if frames else ""
     return f"{path}{line}: {type(e).__name__}: {e}"
   return None

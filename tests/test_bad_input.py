@@ -109,6 +109,9 @@ def test_a_config_file_that_raises_names_its_line(tmp_path):
   )
   line = _main(f"--config={config}", f"--workdir={tmp_path}/w")
   assert line == f"Error: {config} line 6: ZeroDivisionError: division by zero"
+  relative = os.path.relpath(config, REPO)  # as typed from the repository root
+  line = _main(f"--config={relative}", f"--workdir={tmp_path}/w")
+  assert line == f"Error: {relative} line 6: ZeroDivisionError: division by zero"
   assert os.listdir(tmp_path) == ["bad.py"]
 
 
