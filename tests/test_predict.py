@@ -258,3 +258,6 @@ def test_the_picture_is_named_once_per_id_with_labelled_axes_and_evenly_spaced_c
   for ax in (gaze, fixations):
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("screen x (px)", "screen y (px)")
   assert (bars.get_xlabel(), bars.get_ylabel()) == ("class", "probability")
+  fig.canvas.draw()
+  lefts = [ax.get_position().x0 for ax in crops]
+  np.testing.assert_allclose(np.diff(lefts), np.diff(lefts)[0], rtol=1e-6)  # evenly spaced

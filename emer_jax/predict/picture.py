@@ -29,25 +29,22 @@ def figure(loaded, result: dict, screen_px):
   face = loaded.example["face"]
   picks = crop_picks(len(face))
   fig = plt.figure(figsize=(13, 6.5), layout="constrained")
-  grid = fig.add_gridspec(2, max(len(picks), 3))
-  for j, i in enumerate(picks):
-    ax = fig.add_subplot(grid[0, j])
-    ax.imshow(face[i])
-    ax.set_axis_off()
-    ax.set_title(f"crop {i + 1} of {len(face)}", fontsize=8)
-  third = max(len(picks), 3) // 3
+  top, bottom = fig.subfigures(2, 1, height_ratios=(1, 1.6))
+  for ax, i in zip(np.atleast_1d(top.subplots(1, NUM_CROPS)), range(NUM_CROPS), strict=True):
+    ax.set_axis_off()  # equal slots: the crops sit a constant distance apart
+    if i < len(picks):
+      ax.imshow(face[picks[i]])
+      ax.set_title(f"crop {picks[i] + 1} of {len(face)}", fontsize=8)
+  path_ax, map_ax, ax = bottom.subplots(1, 3, width_ratios=(1, 1, 1.4))
   w, h = screen_px
-  ax = fig.add_subplot(grid[1, :third])
   gaze = loaded.gaze_raw
-  ax.plot(gaze[:, 0], gaze[:, 1], lw=0.6, color="tab:blue")
-  ax.scatter(gaze[:1, 0], gaze[:1, 1], color="tab:green", s=15, label="start", zorder=3)
-  ax.set(xlim=(0, w), ylim=(h, 0), aspect="equal", title="gaze path over the screen")
-  ax.set(xlabel="screen x (px)", ylabel="screen y (px)")
-  ax.legend(fontsize=7, loc="upper right")
-  ax = fig.add_subplot(grid[1, third : 2 * third])
-  ax.imshow(loaded.example["fixation_map"][..., 0], cmap="magma", extent=(0, w, h, 0))
-  ax.set(title="fixation map", xlabel="screen x (px)", ylabel="screen y (px)")
-  ax = fig.add_subplot(grid[1, 2 * third :])
+  path_ax.plot(gaze[:, 0], gaze[:, 1], lw=0.6, color="tab:blue")
+  path_ax.scatter(gaze[:1, 0], gaze[:1, 1], color="tab:green", s=15, label="start", zorder=3)
+  path_ax.set(xlim=(0, w), ylim=(h, 0), aspect="equal", title="gaze path over the screen")
+  path_ax.set(xlabel="screen x (px)", ylabel="screen y (px)")
+  path_ax.legend(fontsize=7, loc="upper right")
+  map_ax.imshow(loaded.example["fixation_map"][..., 0], cmap="magma", extent=(0, w, h, 0))
+  map_ax.set(title="fixation map", xlabel="screen x (px)", ylabel="screen y (px)")
   _probabilities(ax, result["heads"])
   said = [
     f"{view} {result['heads'][t]['predicted']}"
