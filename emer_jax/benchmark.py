@@ -4,7 +4,7 @@
       [--config.dtype=bfloat16] [--config.model.variant=model_D]
       [--config.benchmark.parallel_runs='(1,2,4,8)']
 
-Prints one JSON line. Steps run on synthetic batches of the configured shapes placed on the
+Prints a table on stderr and one JSON line on stdout. Steps run on synthetic batches of the configured shapes placed on the
 mesh, so the model's speed is measured apart from the input pipeline, which is timed alone.
 `end_to_end_samples_per_s` times a real protocol run of the config (`folds` × `seeds`,
 `benchmark.end_to_end_steps` steps each) through the trainer, from opening the data to the
@@ -269,9 +269,43 @@ def run(config) -> dict:
   }
 
 
+def _number(value, unit: str = "", digits: int = 1) -> str:
+  return "–" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def table(report: dict) -> str:
+  """The report's headline numbers as aligned lines, for a person (the JSON line is for tools)."""
+  memory = report["peak_memory_bytes"]
+  mesh = " × ".join(f"{k} {v}" for k, v in report["mesh"].items())
+  rows = [
+    ("device", f"{report['device_count']} × {report['device_kind']} (mesh {mesh})"),
+    ("parameters", f"{report['num_params']:,}"),
+    ("train step", _number(report["step_ms"], " ms")),
+    ("train samples/s", _number(report["train_samples_per_s"])),
+    ("eval samples/s", _number(report["eval_samples_per_s"])),
+    ("end-to-end samples/s", _number(report["end_to_end_samples_per_s"])),
+    ("input samples/s", _number(report["input_samples_per_s"])),
+    ("compile", _number(report["compile_s"], " s")),
+    ("GFLOP per sample", _number(report["flops_per_sample"] and report["flops_per_sample"] / 1e9)),
+    ("MFU", _number(report["mfu"] and 100 * report["mfu"], " %")),
+    ("peak memory", _number(memory and memory / 2**30, " GiB", 2)),
+  ]
+  for r in report["parallel_runs"]:
+    rows.append(
+      (
+        f"{r['parallel_runs']} runs together",
+        f"{_number(r['samples_per_s'])} samples/s, {_number(r['step_ms'], ' ms')} a step",
+      )
+    )
+  width = max(len(name) for name, _ in rows)
+  return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
 def main(argv):
   del argv
-  print(json.dumps(run(FLAGS.config)))
+  report = run(FLAGS.config)
+  print(table(report), file=sys.stderr, flush=True)
+  print(json.dumps(report))
 
 
 if __name__ == "__main__":  # flags defined here only, so that importing this module defines none

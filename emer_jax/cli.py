@@ -14,6 +14,7 @@ works wherever a library (Orbax) wants an absolute one.
 import importlib.util
 import os
 import sys
+import traceback
 
 import jax
 from absl import flags
@@ -88,12 +89,33 @@ def _load_config_file(argv, name="config"):
   return module.get_config(arg) if arg else module.get_config()
 
 
+def config_file_error(argv, name="config") -> str | None:
+  """'config file X does not exist', or 'X line N: ZeroDivisionError: …' for a config file
+  that raises; None when the `--config=` file loads (or none is given)."""
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")), None)
+  if spec is None:
+    return None
+  path = spec.partition(":")[0]
+  if not os.path.isfile(path):
+    return f"config file {path} does not exist"
+  try:
+    _load_config_file(argv, name)
+  except Exception as e:  # noqa: BLE001  (the user's file: any error is theirs)
+    mine = os.path.abspath(path)
+    frames = [
+      f for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == mine
+    ]
+    line = f" line {frames[-1].lineno}" if frames else ""
+    return f"{path}{line}: {type(e).__name__}: {e}"
+  return None
+
+
 def flag_error(argv, error: Exception) -> str:
   """One line for a flag parsing error: an unknown `--config.` key with its nearest, else the
   error's own last line."""
   try:
     config = _load_config_file(argv)
-  except Exception:  # noqa: BLE001  (the config file's own error is the message below)
+  except Exception:  # noqa: BLE001  (`config_file_error` tells)
     config = None
   if config is not None:
     for arg in argv:
@@ -106,6 +128,9 @@ def flag_error(argv, error: Exception) -> str:
 
 
 def _parse_flags(argv):
+  message = config_file_error(argv)
+  if message:
+    _fail(message)
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # noqa: BLE001

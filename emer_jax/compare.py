@@ -3,7 +3,8 @@
   python -m emer_jax.compare runs/emert runs/face_only [--output=runs/compare]
       [--metrics=war,uar,war_masked] [--allow_mixed]
 
-Each workdir is one row, labelled by its config's model (variant and modalities); its protocol
+Each workdir is one row, labelled by its config's model (variant and modalities), and rows of
+one model by the config keys in which their workdirs differ (`num_epochs=5`); its protocol
 and dataset name the column group, with the test folds. The cells are each workdir's
 `results.json` means ± std over folds and seeds: the same records and writer as the comparison
 suite (emer_jax.evaluation.suite). Numbers measured on different test folds or datasets are not
@@ -19,6 +20,7 @@ from pathlib import Path
 from absl import app, flags
 
 from emer_jax import cli, logs
+from emer_jax.config_check import flat, may_differ
 from emer_jax.evaluation import tables
 from emer_jax.evaluation.summary import model_name, read_config
 from emer_jax.protocols import get_protocol
@@ -63,6 +65,8 @@ def records(model: str, protocol: str, results: dict, metrics, *, column=None, s
 def read_workdir(workdir) -> tuple[dict, dict]:
   """(config, results) of a finished emer_jax.main workdir."""
   path = Path(workdir) / "results.json"
+  if not Path(workdir).exists():
+    raise FileNotFoundError(f"{workdir} does not exist (expected a workdir of emer_jax.main).")
   if not path.exists():
     raise FileNotFoundError(
       f"{path} is missing: {workdir} is not a finished run (rerun emer_jax.main on it to finish)."
@@ -73,6 +77,31 @@ def read_workdir(workdir) -> tuple[dict, dict]:
 def _folds(results) -> str:
   folds = sorted({run["fold"] for run in results["runs"]})
   return f"fold{'s' if len(folds) > 1 else ''} {','.join(map(str, folds))}"
+
+
+# Shown elsewhere (the column, or the mixed label) or changing nothing trained.
+_NOT_IN_LABELS = ("dataset", "folds", "protocol")
+
+
+def _labels(workdirs) -> list[str]:
+  """Each workdir's model name; where names repeat, with the config keys in which those
+  workdirs differ ('reference (face) — num_epochs=5'), else the workdir's folder name."""
+  names = [model_name(config) for _, config in workdirs]
+  labels = []
+  for (workdir, config), name in zip(workdirs, names, strict=True):
+    same = [flat(c) for (_, c), n in zip(workdirs, names, strict=True) if n == name]
+    if len(same) == 1:
+      labels.append(name)
+      continue
+    mine = flat(config)
+    differ = [
+      k
+      for k in sorted(set().union(*same))
+      if not may_differ(k) and k not in _NOT_IN_LABELS and len({repr(c.get(k)) for c in same}) > 1
+    ]
+    keys = ", ".join(f"{k}={mine.get(k)}" for k in differ)
+    labels.append(f"{name} — {keys or workdir.name}")
+  return labels
 
 
 def comparison_records(workdirs, metrics=None, allow_mixed: bool = False) -> list[dict]:
@@ -99,12 +128,10 @@ def comparison_records(workdirs, metrics=None, allow_mixed: bool = False) -> lis
       "These workdirs were tested on different datasets or folds, so their numbers are not "
       "comparable:\n" + "\n".join(lines) + "\nPass --allow_mixed to tabulate them anyway."
     )
-  labels = [model_name(config) for _, config, _ in runs]
+  labels = _labels([(workdir, config) for workdir, config, _ in runs])
   out = []
-  for (workdir, config, results), label in zip(runs, labels, strict=True):
+  for (_, config, results), label in zip(runs, labels, strict=True):
     protocol = results["protocol"]
-    if labels.count(label) > 1:
-      label = f"{label} — {workdir.name}"
     if protocol in mixed:
       label = f"{label} [{config['dataset']}, {_folds(results)}]"
       column = f"{protocol} (mixed datasets/folds)"

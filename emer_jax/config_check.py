@@ -39,6 +39,13 @@ MAY_DIFFER = (
 )
 
 
+ORBAX_METADATA = "_METADATA"  # the file every Orbax checkpoint folder holds
+NOT_ORBAX = (
+  f"not an Orbax checkpoint (it holds no {ORBAX_METADATA}); expected a model folder such as "
+  "DIR/model of emer_jax.convert or W/checkpoints/fold1_seed0/best/<step>/model"
+)
+
+
 class UserError(Exception):
   """Bad input from the user: main prints the message as one line, without a traceback."""
 
@@ -164,6 +171,8 @@ def _init_checkpoint_errors(path) -> list[str]:
     ]
   if not os.path.isdir(path):
     return [f"{key}: no such folder (expected an Orbax model checkpoint, e.g. DIR/model)"]
+  if not os.path.isfile(os.path.join(path, ORBAX_METADATA)):
+    return [f"{key}: {NOT_ORBAX}"]
   return []
 
 

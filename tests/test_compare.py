@@ -16,10 +16,11 @@ from emer_jax.evaluation.tables import format_mean_std
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _workdir(path, *, modalities, wars, folds=(1, 2), dataset="emer/synthetic_small"):
+def _workdir(path, *, modalities, wars, folds=(1, 2), dataset="emer/synthetic_small", **changes):
   """A finished workdir as emer_jax.main leaves it: config.json and results.json."""
   config = base_config("reference")
   config.dataset, config.protocol, config.folds = dataset, "er7", folds
+  config.update(changes)
   config.model.modalities = modalities
   runs = [
     {
@@ -43,7 +44,7 @@ def _workdir(path, *, modalities, wars, folds=(1, 2), dataset="emer/synthetic_sm
   ]
   results = {"protocol": "er7", "targets": ["er_emotion"], "runs": runs}
   results |= metrics_lib.summarize([r["metrics"] for r in runs])
-  path.mkdir()
+  path.mkdir(parents=True)
   (path / "config.json").write_text(config.to_json_best_effort())
   (path / "results.json").write_text(json.dumps(results))
   return path
@@ -90,6 +91,22 @@ def test_compare_refuses_to_mix_folds_or_datasets(tmp_path):
   assert "reference (eye) — sim [emer/synthetic, folds 1,2]" in models
   with pytest.raises(FileNotFoundError, match="not a finished run"):
     compare.comparison_records((one, tmp_path))
+  with pytest.raises(FileNotFoundError, match=f"^{tmp_path}/nope does not exist"):
+    compare.comparison_records((one, tmp_path / "nope"))
+
+
+def test_compare_labels_rows_of_one_model_by_the_keys_that_differ(tmp_path):
+  short = _workdir(tmp_path / "a" / "run", modalities=("face",), wars=(0.5, 0.6))
+  long = _workdir(tmp_path / "b" / "run", modalities=("face",), wars=(0.6, 0.7), num_epochs=40)
+  fast = _workdir(tmp_path / "c" / "run", modalities=("face",), wars=(0.6, 0.7), learning_rate=0.01)
+  other = _workdir(tmp_path / "d", modalities=("eye",), wars=(0.3, 0.4))
+  models = [r["model"] for r in compare.comparison_records((short, long, fast, other))]
+  assert list(dict.fromkeys(models)) == [
+    "reference (face) — learning_rate=0.0001, num_epochs=200",
+    "reference (face) — learning_rate=0.0001, num_epochs=40",
+    "reference (face) — learning_rate=0.01, num_epochs=200",
+    "reference (eye)",
+  ]
 
 
 def test_summary_gives_mean_std_beside_chance_and_the_paths(tmp_path):

@@ -43,4 +43,13 @@ def test_a_killed_holder_is_taken_over_with_a_warning(tmp_path, caplog):
   with caplog.at_level(logging.WARNING), exclusive(path, "W"):  # a clean release leaves no name
     pass
   assert not caplog.text
-  assert os.path.exists(path)
+  assert not os.path.exists(path)
+
+
+def test_a_clean_release_removes_the_lock_file(tmp_path):
+  path = str(tmp_path / "lock")
+  with exclusive(path, "W"):
+    assert str(os.getpid()) in open(path).read()
+  assert not os.path.exists(path)
+  with exclusive(path, "W"):  # and it can be taken again
+    assert os.path.exists(path)

@@ -123,3 +123,48 @@ def test_recall_plot_shows_counts_and_chance(tmp_path):
   assert "chance 1/7" in [t.get_text() for t in ax.get_legend().get_texts()]
   assert ax.get_ylabel() == "recall" and ax.get_xlabel()
   assert "n/a" in [t.get_text() for t in ax.texts]
+
+
+def test_degradation_has_a_panel_per_stream_distinct_colours_and_the_legend_outside(tmp_path):
+  from emer_jax.evaluation import corruptions
+  from emer_jax.evaluation.plots import degradation_figure, plot_degradation
+
+  metrics = ["er_emotion/war", "er_emotion/uar"]
+  rows = [
+    {"corruption": "none", "modality": "", "severity": 0, "metrics": dict.fromkeys(metrics, 0.6)}
+  ]
+  chosen = corruptions.for_model(("face", "eye", "gaze"), None)
+  for c in chosen:
+    for k, _ in enumerate(c.amounts, 1):
+      rows.append(
+        {
+          "corruption": c.name,
+          "modality": c.modality,
+          "severity": k,
+          "metrics": dict.fromkeys(metrics, 0.6 - 0.05 * k),
+        }
+      )
+  baselines = dict.fromkeys(metrics, 0.2)
+  fig = degradation_figure(rows, metrics, baselines, title="er7")
+  streams = list(dict.fromkeys(c.modality for c in chosen))
+  assert len(streams) == 4 and len(fig.axes) == len(metrics) * len(streams)
+  assert [ax.get_title() for ax in fig.axes[: len(streams)]] == [
+    f"{s}: {metrics[0]}" for s in streams
+  ]
+  colour_of = {}
+  for ax in fig.axes:
+    for line in ax.get_lines()[:-1]:  # the last: the dashed most-frequent-class level
+      colour_of.setdefault(line.get_color(), set()).add(tuple(line.get_xydata()[-1]))
+  names = {c.name for c in chosen}
+  (legend,) = fig.legends
+  labels = [t.get_text() for t in legend.get_texts()]
+  assert set(labels) == names | {"most frequent class"}
+  legend_colours = [h.get_color() for h in legend.legend_handles]
+  assert len(set(legend_colours)) == len(labels)  # every series its own colour
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+  FigureCanvasAgg(fig).draw()  # lays the figure out as saving does
+  box = legend.get_window_extent()
+  for ax in fig.axes:  # beside the panels, never over the data
+    assert not box.overlaps(ax.get_window_extent())
+  _assert_png(plot_degradation(rows, metrics, tmp_path / "d.png", baselines))

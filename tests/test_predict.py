@@ -149,6 +149,27 @@ def test_no_face_missing_gaze_and_unreadable_files_each_say_so(loaded, test_samp
   bad_video = recordings.Recording("x", rec.eye_export, video=tmp_path / "broken.mp4")
   with pytest.raises(ReleaseError, match=r"broken.mp4: unreadable face video"):
     recordings.load(bad_video, loaded.settings)
+  for recording, path in ((missing, "nogaze.tsv"), (broken, "broken.xlsx")):
+    with pytest.raises(recordings.RecordingError) as caught:  # the file first, not the release
+      recordings.load(recording, loaded.settings)
+    assert str(caught.value).startswith(f"{tmp_path}/{path}: "), str(caught.value)
+
+
+def test_a_one_frame_video_predicts_with_a_warning(loaded, test_sample, tmp_path):
+  sid, example, _ = test_sample
+  rec = samples.write_recording(example, tmp_path, sid)
+  frames, _, _ = astronaut_frames(1)
+  write_video(tmp_path / "one.mp4", frames)
+  one = recordings.load(
+    recordings.Recording("one", rec.eye_export, video=tmp_path / "one.mp4"), loaded.settings
+  )
+  frames_kept = loaded.settings.face_frames
+  assert one.info["frames_total"] == one.info["frames_with_face"] == 1
+  assert one.info["warnings"][0] == (
+    f"1 frame with a face, fewer than the {frames_kept} a sample holds: frames are repeated."
+  )
+  rec_of_all = recordings.load(rec, loaded.settings)  # as many frames as a sample: no such line
+  assert not any("frames are repeated" in w for w in rec_of_all.info["warnings"])
 
 
 def test_export_reproduces_the_model_and_runs_from_the_command_line(loaded, test_sample, tmp_path):
@@ -207,3 +228,36 @@ def test_checkpoint_with_its_config_and_normalisation_file(loaded, workdir, test
   got = converted.function()(predict.model.batch_of(inputs))
   for target in want:
     np.testing.assert_allclose(np.asarray(got[target]), np.asarray(want[target]), atol=1e-6)
+
+
+def test_the_picture_is_named_once_per_id_with_labelled_axes_and_evenly_spaced_crops():
+  from emer_jax.predict import picture, report
+  from emer_jax.protocols import TARGETS
+
+  assert report.picture_path("out/all.json", "P01").as_posix() == "out/all_P01.png"
+  assert report.picture_path("out/P01.json", "P01").as_posix() == "out/P01.png"
+  for n, want in ((16, [0, 2, 4, 6, 8, 10, 12, 14]), (32, list(range(0, 32, 4))), (1, [0])):
+    assert list(picture.crop_picks(n)) == want
+  names = TARGETS["er_emotion"].class_names
+  heads = {
+    t: {"probabilities": dict.fromkeys(names, 1 / 7), "predicted": names[0]}
+    for t in ("er_emotion", "fer_emotion")
+  }
+  loaded = recordings.Loaded(
+    inputs={},
+    example={
+      "face": np.zeros((16, 112, 112, 3), np.uint8),
+      "fixation_map": np.zeros((32, 32, 1), np.float32),
+    },
+    gaze_raw=np.random.default_rng(0).uniform(0, 1000, (50, 2)),
+    info={},
+  )
+  fig = picture.figure(loaded, {"id": "P01", "heads": heads, "gap": False}, (1920, 1080))
+  crops, (gaze, fixations, bars) = fig.axes[:8], fig.axes[8:]
+  assert [ax.get_title() for ax in crops] == [f"crop {i + 1} of 16" for i in range(0, 16, 2)]
+  for ax in (gaze, fixations):
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("screen x (px)", "screen y (px)")
+  assert (bars.get_xlabel(), bars.get_ylabel()) == ("class", "probability")
+  fig.canvas.draw()
+  lefts = [ax.get_position().x0 for ax in crops]
+  np.testing.assert_allclose(np.diff(lefts), np.diff(lefts)[0], rtol=1e-6)  # evenly spaced

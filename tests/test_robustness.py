@@ -212,7 +212,10 @@ def test_robustness_command_and_suite_option_on_a_tiny_run(small_data_dir, tmp_p
   out = _python(
     "-m", "emer_jax.evaluation.robustness", f"--workdir={run}", f"--corruptions={chosen}"
   )
-  assert "wrote" in out
+  robustness = run / "robustness"
+  assert f"wrote robustness table: {robustness}/robustness.md" in out
+  assert f"wrote plot: {robustness}/degradation.png" in out
+  assert not out.rstrip().endswith("}")  # no JSON dict as the last word
   report = json.loads((run / "robustness" / "robustness.json").read_text())
   results = json.loads((run / "results.json").read_text())
   rows = report["rows"]

@@ -243,16 +243,19 @@ def test_benchmark_prints_one_json_line(small_data_dir):
     "--config.benchmark.end_to_end_steps=2",
     *TINY,
   ]
-  out = subprocess.run(
+  proc = subprocess.run(
     [sys.executable, "-m", "emer_jax.benchmark", "--config=configs/benchmark.py", *overrides],
     cwd=REPO,
     capture_output=True,
     text=True,
     timeout=600,
     check=True,
-  ).stdout
-  (line,) = out.strip().splitlines()
+  )
+  (line,) = proc.stdout.strip().splitlines()
   report = json.loads(line)
+  from emer_jax.benchmark import table
+
+  assert proc.stderr.rstrip().endswith(table(report))  # the same numbers, for a person
   for key in ("train_samples_per_s", "eval_samples_per_s", "step_ms", "compile_s"):
     assert report[key] > 0, key
   assert report["input_samples_per_s"] > 0
@@ -266,6 +269,34 @@ def test_benchmark_prints_one_json_line(small_data_dir):
   (together,) = report["parallel_runs"]
   assert together["parallel_runs"] == 2 and together["devices"] == 2
   assert together["samples_per_s"] > 0 and together["steps_per_call"] == 2
+
+
+def test_benchmark_table_lines():
+  from emer_jax.benchmark import table
+
+  report = {
+    "device_count": 8,
+    "device_kind": "cpu",
+    "mesh": {"data": 4, "model": 2},
+    "num_params": 12249850,
+    "step_ms": 812.25,
+    "train_samples_per_s": 19.7,
+    "eval_samples_per_s": 60.0,
+    "end_to_end_samples_per_s": None,
+    "input_samples_per_s": 250.0,
+    "compile_s": 31.0,
+    "flops_per_sample": 2.5e9,
+    "mfu": None,
+    "peak_memory_bytes": None,
+    "parallel_runs": [{"parallel_runs": 2, "samples_per_s": 30.0, "step_ms": 1066.0}],
+  }
+  lines = table(report).splitlines()
+  assert lines[0] == "device                8 × cpu (mesh data 4 × model 2)"
+  assert "train step            812.2 ms" in lines
+  assert "end-to-end samples/s  –" in lines
+  assert "GFLOP per sample      2.5" in lines
+  assert lines[-1] == "2 runs together       30.0 samples/s, 1,066.0 ms a step"
+  assert all(len(line) < 80 for line in lines)
 
 
 def test_peak_flops_by_device_kind_and_dtype():

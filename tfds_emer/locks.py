@@ -3,7 +3,8 @@
 The lock is an `fcntl.flock` on `path`, so the kernel releases it when the holder dies; the file
 holds the holder's host, pid and start time for the message a second process gets. A lock file
 still naming a holder that no longer holds the lock (it was killed) is taken over with a warning.
-The file itself is never deleted (deleting lock files races with a process about to open them).
+A clean release deletes the file while still holding it; a process that locked the deleted file
+meanwhile sees that `path` is no longer its file and tries again, so one holder is kept.
 """
 
 import contextlib
@@ -45,14 +46,7 @@ def exclusive(path: str, what: str):
   Raises LockHeld at once, naming the holder, when a live process holds it.
   """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "a+") as f:
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      raise LockHeld(
-        f"{what} is in use by {_describe(_holder(f))} (lock file {path}). Wait for it to finish, "
-        "or use another folder."
-      ) from None
+  with _locked_file(path, what) as f:
     previous = _holder(f)
     if previous:
       log.warning(
@@ -73,7 +67,27 @@ def exclusive(path: str, what: str):
     try:
       yield
     finally:
-      f.seek(0)
-      f.truncate()
-      f.flush()
+      with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
       fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _locked_file(path: str, what: str):
+  """`path` opened and flock-ed, checked to still be the file at `path` once locked."""
+  while True:
+    with open(path, "a+") as f:
+      try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        raise LockHeld(
+          f"{what} is in use by {_describe(_holder(f))} (lock file {path}). Wait for it to "
+          "finish, or use another folder."
+        ) from None
+      try:
+        current = os.stat(path).st_ino
+      except FileNotFoundError:
+        current = None
+      if current == os.fstat(f.fileno()).st_ino:
+        yield f
+        return

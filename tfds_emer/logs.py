@@ -7,7 +7,9 @@ Library logs (jax, tfds, orbax, grain) show at WARNING and above, and a few warn
 mean anything is wrong are dropped. `--verbosity=0` (INFO) or higher brings everything back.
 """
 
+import contextlib
 import logging
+import sys
 import warnings
 
 from absl import app, flags
@@ -43,6 +45,29 @@ def quiet():
 
 def _verbosity_given() -> bool:
   return bool(flags.FLAGS["verbosity"].present)
+
+
+@contextlib.contextmanager
+def library_errors_hidden():
+  """Library error logs are hidden in the block and, if it raises, after it: for a call whose
+  failure reaches the caller as an exception that the command says in one line (Orbax logs a
+  full disk from each of its writer threads, and asyncio each task's error again at exit).
+  --verbosity shows them."""
+  if flags.FLAGS.is_parsed() and _verbosity_given():
+    yield
+    return
+  verbosity, excepthook = absl_logging.get_verbosity(), sys.excepthook
+  levels = {name: logging.getLogger(name).level for name in ("", "asyncio")}
+  absl_logging.set_verbosity(absl_logging.FATAL)
+  for name in levels:
+    logging.getLogger(name).setLevel(logging.CRITICAL)
+  # tensorstore's callbacks into an asyncio loop Orbax has closed print through sys.excepthook
+  sys.excepthook = lambda *args: None
+  yield  # on an exception, stays hidden: the threads may still log after it
+  absl_logging.set_verbosity(verbosity)
+  sys.excepthook = excepthook
+  for name, level in levels.items():
+    logging.getLogger(name).setLevel(level)
 
 
 def run(main, **kwargs):

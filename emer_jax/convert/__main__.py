@@ -16,7 +16,7 @@ import shutil
 
 from absl import flags
 
-from emer_jax import cli, logs
+from emer_jax import cli, logs, paths
 from emer_jax.convert.checkpoints import load_reference_checkpoint
 from emer_jax.train.checkpoint import save_model
 
@@ -28,19 +28,26 @@ OUTPUTS = ("model", "config.json")
 
 def convert_checkpoint(checkpoint, output, target="er_emotion"):
   """Writes `output`/model and `output`/config.json; returns the loaded model."""
-  model, config = load_reference_checkpoint(checkpoint, target=target)
   output = os.path.abspath(output)
+  paths.check_writable_dir(output, "--output")
+  model, config = load_reference_checkpoint(checkpoint, target=target)
   parent, name = os.path.split(output)
   os.makedirs(parent, exist_ok=True)
   for entry in os.listdir(parent):  # left by a killed conversion: ours, not the user's
     if entry.startswith(f".{name}.converting-"):
       shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
   staging = os.path.join(parent, f".{name}.converting-{os.getpid()}")
-  os.makedirs(staging)
-  save_model(os.path.join(staging, "model"), model)
   description = config.to_dict() | {"heads": {n: h.shape[-1] for n, h in _head_sizes(model)}}
-  with open(os.path.join(staging, "config.json"), "w") as f:
-    json.dump(description, f, indent=2)
+  try:
+    with paths.writing(output, "the converted model"):
+      os.makedirs(staging)
+      save_model(os.path.join(staging, "model"), model)
+    with paths.writing(os.path.join(output, "config.json"), "the model config"):
+      with open(os.path.join(staging, "config.json"), "w") as f:
+        json.dump(description, f, indent=2)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
   _swap_in(staging, output)
   return model
 

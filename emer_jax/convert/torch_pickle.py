@@ -6,6 +6,7 @@ the pickle is refused, so a checkpoint cannot run code on load.
 """
 
 import collections
+import os
 import pickle
 import zipfile
 
@@ -79,6 +80,12 @@ class _StateDictUnpickler(pickle.Unpickler):
 def load_torch_file(path) -> dict:
   """The object a `torch.save` zip archive holds, with tensors as NumPy arrays."""
   if not zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+      if f.read(4) == b"PK\x03\x04":  # a zip archive's first entry, without the archive's end
+        raise ValueError(
+          f"{path} is truncated or damaged: it starts as a zip archive (as torch.save writes) "
+          f"but its end is missing ({os.path.getsize(path)} bytes). Download or copy it again."
+        )
     raise ValueError(
       f"{path} is not a zip-format PyTorch file (torch.save since 1.6); re-save it with "
       "torch.save(obj, path) or convert it to .npz."

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -225,37 +226,49 @@ def plot_learning_curves(
   return _save(learning_curves_figure(metrics_jsonl, fold, seed, selected_step, ncols), path)
 
 
-def plot_degradation(rows, metrics: Sequence[str], path, baselines=None, title: str = "") -> Path:
-  """Robustness report rows (`emer_jax.evaluation.robustness`): each metric against severity,
-  one line per corruption and modality, each starting from the clean value at severity 0.
+def degradation_figure(rows, metrics: Sequence[str], baselines=None, title: str = "") -> Figure:
+  """Robustness report rows (`emer_jax.evaluation.robustness`): each metric (a row of panels)
+  against severity, one panel per corrupted stream ('face', 'eye+gaze', …), one line per
+  corruption, each starting from the clean value at severity 0. A corruption keeps its colour in
+  every panel; the one legend sits right of the panels.
 
   `baselines` maps metric names to a level drawn as a dashed line (e.g. the accuracy of
   always predicting the most frequent class).
   """
   clean = next(r for r in rows if r["corruption"] == "none")
-  lines: dict[str, list] = {}
+  streams: dict[str, dict[str, list]] = {}  # stream -> corruption -> rows
   for row in rows:
     if row["corruption"] != "none":
-      lines.setdefault(f"{row['corruption']} ({row['modality']})", []).append(row)
-  ncols = max(1, min(3, len(metrics)))
-  nrows = max(1, math.ceil(len(metrics) / ncols))
-  fig = Figure(figsize=(5 * ncols, 3.8 * nrows), layout="constrained")
-  axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
-  for ax, metric in zip(axes, metrics, strict=False):
-    for i, (label, points) in enumerate(lines.items()):
-      x = [0] + [p["severity"] for p in points]
-      y = [clean["metrics"][metric]] + [p["metrics"][metric] for p in points]
-      style = ("-", "--", ":")[i // 10 % 3]  # the colour cycle has 10 colours
-      ax.plot(x, y, ls=style, marker="o", markersize=3, label=label)
-    if baselines and metric in baselines:
-      ax.axhline(baselines[metric], color="k", ls="--", lw=1, label="most frequent class")
-    ax.set_title(metric)
-    ax.set_xlabel("severity (0 = clean)")
-    ax.set_ylabel(metric.rsplit("/", 1)[-1])
-  for ax in axes[len(metrics) :]:
-    ax.set_axis_off()
-  if metrics:
-    axes[0].legend(fontsize=7, ncol=1 + len(lines) // 10)
+      streams.setdefault(row["modality"], {}).setdefault(row["corruption"], []).append(row)
+  names = list(dict.fromkeys(c for lines in streams.values() for c in lines))
+  palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"].colors
+  colours = {name: palette[i % len(palette)] for i, name in enumerate(names)}
+  ncols, nrows = max(1, len(streams)), max(1, len(metrics))
+  fig = Figure(figsize=(3.4 * ncols + 2, 2.8 * nrows), layout="constrained")
+  axes = fig.subplots(nrows, ncols, squeeze=False, sharey="row")
+  handles = {}
+  for r, metric in enumerate(metrics):
+    for c, (stream, lines) in enumerate(streams.items()):
+      ax = axes[r, c]
+      for name, points in lines.items():
+        x = [0] + [p["severity"] for p in points]
+        y = [clean["metrics"][metric]] + [p["metrics"][metric] for p in points]
+        (handles[name],) = ax.plot(x, y, marker="o", markersize=3, color=colours[name])
+      if baselines and metric in baselines:
+        handles["most frequent class"] = ax.axhline(baselines[metric], color="k", ls="--", lw=1)
+      ax.set_title(f"{stream}: {metric}", fontsize=9)
+      ax.set_xlabel("severity (0 = clean)")
+      if c == 0:
+        ax.set_ylabel(metric.rsplit("/", 1)[-1])
+  if handles:
+    handles["most frequent class"] = handles.pop("most frequent class", None)  # last
+    shown = {k: h for k, h in handles.items() if h is not None}
+    fig.legend(shown.values(), shown.keys(), loc="outside right upper", fontsize=8)
   if title:
     fig.suptitle(title)
-  return _save(fig, path)
+  return fig
+
+
+def plot_degradation(rows, metrics: Sequence[str], path, baselines=None, title: str = "") -> Path:
+  """Writes `degradation_figure` to `path`."""
+  return _save(degradation_figure(rows, metrics, baselines, title), path)

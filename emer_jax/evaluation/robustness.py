@@ -31,7 +31,7 @@ import pandas as pd
 from absl import app, flags, logging
 from tqdm.auto import tqdm
 
-from emer_jax import cli
+from emer_jax import cli, logs
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.evaluation import corruptions as corruptions_lib
@@ -328,7 +328,10 @@ def main(argv):
     out = os.path.join(os.path.abspath(FLAGS.workdir), OUTPUT)
     with open(os.path.join(out, "robustness.md")) as f:
       print(f.read())
-    print(json.dumps({"wrote": out, "rows": len(report["rows"])}))
+    rows = f"{len(report['rows'])} rows: corruption, modality, severity"
+    logs.wrote("robustness table", os.path.join(out, "robustness.md"), rows)
+    logs.wrote("per-run numbers", os.path.join(out, "robustness.csv"), "and robustness.json")
+    logs.wrote("plot", os.path.join(out, "degradation.png"))
 
 
 if __name__ == "__main__":  # flags defined here only, so that importing this module defines none

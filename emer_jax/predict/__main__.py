@@ -68,7 +68,7 @@ def _recordings():
   eye = pathlib.Path(_EYE.value)
   for path in (eye, pathlib.Path(_VIDEO.value or _FRAMES.value)):
     if not path.exists():
-      raise ReleaseError([f"{path}: no such file or folder."])
+      raise predict.recordings.RecordingError([f"{path}: no such file or folder."])
   return [
     predict.Recording(
       _ID.value or eye.stem,

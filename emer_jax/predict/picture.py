@@ -11,29 +11,40 @@ from emer_jax.protocols import TARGETS  # noqa: E402
 NUM_CROPS = 8
 
 
+def crop_picks(num_crops: int) -> np.ndarray:
+  """At most NUM_CROPS crop indices, a constant step apart, from the first crop."""
+  return np.arange(0, num_crops, -(-num_crops // NUM_CROPS))
+
+
 def draw(path, loaded, result: dict, screen_px) -> None:
   """Writes the picture of one recording (`loaded` from recordings.load, `result` its entry)."""
+  fig = figure(loaded, result, screen_px)
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def figure(loaded, result: dict, screen_px):
+  """The picture of one recording: evenly spaced face crops above the gaze path, the fixation
+  map and the head probabilities."""
   face = loaded.example["face"]
-  picks = np.round(np.linspace(0, len(face) - 1, min(NUM_CROPS, len(face)))).astype(int)
+  picks = crop_picks(len(face))
   fig = plt.figure(figsize=(13, 6.5), layout="constrained")
-  grid = fig.add_gridspec(2, max(len(picks), 3))
-  for j, i in enumerate(picks):
-    ax = fig.add_subplot(grid[0, j])
-    ax.imshow(face[i])
-    ax.set_axis_off()
-    ax.set_title(f"crop {i + 1}", fontsize=8)
-  third = max(len(picks), 3) // 3
+  top, bottom = fig.subfigures(2, 1, height_ratios=(1, 1.6))
+  for ax, i in zip(np.atleast_1d(top.subplots(1, NUM_CROPS)), range(NUM_CROPS), strict=True):
+    ax.set_axis_off()  # equal slots: the crops sit a constant distance apart
+    if i < len(picks):
+      ax.imshow(face[picks[i]])
+      ax.set_title(f"crop {picks[i] + 1} of {len(face)}", fontsize=8)
+  path_ax, map_ax, ax = bottom.subplots(1, 3, width_ratios=(1, 1, 1.4))
   w, h = screen_px
-  ax = fig.add_subplot(grid[1, :third])
   gaze = loaded.gaze_raw
-  ax.plot(gaze[:, 0], gaze[:, 1], lw=0.6, color="tab:blue")
-  ax.scatter(gaze[:1, 0], gaze[:1, 1], color="tab:green", s=15, label="start", zorder=3)
-  ax.set(xlim=(0, w), ylim=(h, 0), aspect="equal", title="gaze path over the screen")
-  ax.legend(fontsize=7, loc="upper right")
-  ax = fig.add_subplot(grid[1, third : 2 * third])
-  ax.imshow(loaded.example["fixation_map"][..., 0], cmap="magma", extent=(0, w, h, 0))
-  ax.set_title("fixation map")
-  ax = fig.add_subplot(grid[1, 2 * third :])
+  path_ax.plot(gaze[:, 0], gaze[:, 1], lw=0.6, color="tab:blue")
+  path_ax.scatter(gaze[:1, 0], gaze[:1, 1], color="tab:green", s=15, label="start", zorder=3)
+  path_ax.set(xlim=(0, w), ylim=(h, 0), aspect="equal", title="gaze path over the screen")
+  path_ax.set(xlabel="screen x (px)", ylabel="screen y (px)")
+  path_ax.legend(fontsize=7, loc="upper right")
+  map_ax.imshow(loaded.example["fixation_map"][..., 0], cmap="magma", extent=(0, w, h, 0))
+  map_ax.set(title="fixation map", xlabel="screen x (px)", ylabel="screen y (px)")
   _probabilities(ax, result["heads"])
   said = [
     f"{view} {result['heads'][t]['predicted']}"
@@ -42,8 +53,7 @@ def draw(path, loaded, result: dict, screen_px) -> None:
   ]
   gap = {True: "(they differ)", False: "(they agree)", None: ""}[result["gap"]]
   fig.suptitle(f"{result['id']}:  {' · '.join(said)}  {gap}")
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
+  return fig
 
 
 def _probabilities(ax, heads: dict) -> None:
@@ -62,5 +72,5 @@ def _probabilities(ax, heads: dict) -> None:
     probs = [heads[target]["probabilities"].get(n, 0.0) for n in names]
     ax.bar(x + (k - (len(shown) - 1) / 2) * width, probs, width, label=target)
   ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
-  ax.set(ylim=(0, 1), ylabel="probability", title="what the eyes and the face say")
+  ax.set(ylim=(0, 1), xlabel="class", ylabel="probability", title="what the eyes and the face say")
   ax.legend(fontsize=7)

@@ -17,6 +17,15 @@ from tfds_emer import release_layout as layout
 from tfds_emer.release import ReleaseError
 
 
+class RecordingError(ReleaseError):
+  """A recording given to predict cannot be read: one line per problem, each starting with the
+  file at fault."""
+
+  def __init__(self, problems):
+    self.problems = list(problems)
+    ValueError.__init__(self, "\n".join(self.problems))
+
+
 @dataclasses.dataclass(frozen=True)
 class Recording:
   id: str
@@ -66,9 +75,9 @@ def find_recordings(input_dir) -> list[Recording]:
       continue
     recordings.append(Recording(rid, eye, video=None if frames else video, frames=frames))
   if problems:
-    raise ReleaseError(problems)
+    raise RecordingError(problems)
   if not recordings:
-    raise ReleaseError(
+    raise RecordingError(
       [f"{root}: no eye export (<ID>.tsv, .csv or .xlsx) here or in '{layout.EYE_DIR}/'."]
     )
   return recordings
@@ -84,15 +93,20 @@ def _faces(recording: Recording, settings: Settings):
   try:
     found = faces.face_crops(video, settings.face_frames, settings.face_size)
   except faces.FaceError as e:
-    raise ReleaseError([f"{recording.video}: {e}"]) from e
+    raise RecordingError([f"{recording.video}: {e}"]) from e
   return found.crops, found.frames_total, found.frames_with_face
 
 
 def load(recording: Recording, settings: Settings, mapping: dict | None = None) -> Loaded:
-  """Reads and preprocesses one recording; raises ReleaseError naming the file at fault."""
+  """Reads and preprocesses one recording; raises RecordingError naming the file at fault."""
   mapping = mapping or {}
-  export = release.read_eye(recording.eye_export, mapping)
-  crops, total, with_face = _faces(recording, settings)
+  try:
+    export = release.read_eye(recording.eye_export, mapping)
+    crops, total, with_face = _faces(recording, settings)
+  except RecordingError:
+    raise
+  except ReleaseError as e:  # the release reader's, which names the file at fault
+    raise RecordingError(e.problems) from None
   example = example_lib.make_example(
     frames=crops,
     eye_raw=export.values,
@@ -108,6 +122,11 @@ def load(recording: Recording, settings: Settings, mapping: dict | None = None) 
   warnings = []
   if with_face < total:
     warnings.append(f"{total - with_face} of {total} frames had no face and were skipped.")
+  if with_face < settings.face_frames:
+    warnings.append(
+      f"{with_face} frame{'s' if with_face != 1 else ''} with a face, fewer than the "
+      f"{settings.face_frames} a sample holds: frames are repeated."
+    )
   if export.dropped:
     warnings.append(f"Columns {list(export.dropped)} are not numeric and were left out.")
   if valid < len(gaze_raw) / 2:

@@ -62,8 +62,10 @@ def csv_path(output) -> pathlib.Path:
 
 
 def picture_path(output, recording_id: str) -> pathlib.Path:
+  """OUT_<id>.png beside OUT.json; <id>.png when OUT is named after the recording already."""
   output = pathlib.Path(output)
-  return output.with_name(f"{output.stem}_{recording_id}.png")
+  name = recording_id if output.stem == recording_id else f"{output.stem}_{recording_id}"
+  return output.with_name(f"{name}.png")
 
 
 def write(output, results: list[dict], model: dict) -> None:

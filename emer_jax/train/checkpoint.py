@@ -6,7 +6,7 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from emer_jax.config_check import UserError
+from emer_jax.config_check import NOT_ORBAX, ORBAX_METADATA, UserError
 
 
 class CheckpointMismatch(UserError, ValueError):
@@ -68,6 +68,8 @@ def model_metadata(directory: str) -> dict:
   directory = os.path.abspath(directory)
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"No model checkpoint at {directory}.")
+  if not os.path.isfile(os.path.join(directory, ORBAX_METADATA)):
+    raise CheckpointMismatch(f"{directory} is {NOT_ORBAX}.")
   with ocp.StandardCheckpointer() as checkpointer:
     return leaf_specs(checkpointer.metadata(directory).item_metadata)
 

@@ -38,7 +38,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType
 
-from emer_jax import config_check, logs, models
+from emer_jax import config_check, logs, models, paths
 from emer_jax.data import on_device, pipeline
 from emer_jax.data.source import open_source, prepared_builder
 from emer_jax.data.splits import make_split
@@ -121,6 +121,7 @@ def train_and_evaluate(config, workdir: str, *, restart: bool = False) -> dict:
   `restart` moves an existing workdir's contents aside instead of refusing a changed config.
   """
   config_check.check(config)
+  paths.check_run_paths(config, workdir)
   check_init_checkpoint(config)
   workdir = os.path.abspath(workdir)
   with workdir_lib.locked(workdir):
