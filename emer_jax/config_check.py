@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from emer_jax.errors import UserError  # config_check.UserError: where it lived before
 from emer_jax.models.config import VARIANTS
 from emer_jax.protocols import PROTOCOLS, TARGETS
 
@@ -37,10 +38,6 @@ MAY_DIFFER = (
   "steps_per_call",
   "mesh.",
 )
-
-
-class UserError(Exception):
-  """Bad input from the user: main prints the message as one line, without a traceback."""
 
 
 class ConfigError(UserError, ValueError):

@@ -6,7 +6,7 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from emer_jax.config_check import UserError
+from emer_jax.errors import UserError
 
 
 class CheckpointMismatch(UserError, ValueError):
