@@ -199,7 +199,7 @@ def _build(model_config, heads: dict):
 
 def from_workdir(workdir: str, run: str = "", data_dir: str = "") -> Model:
   """Every run's selected model (or `run`'s) of a training workdir."""
-  from emer_jax.train.trainer import run_targets  # the trainer decides a run's heads
+  from emer_jax.train.state import run_targets  # the trainer decides a run's heads
 
   config = read_config(os.path.join(workdir, "config.json"))
   names = run_names(workdir)

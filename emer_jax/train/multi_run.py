@@ -46,7 +46,7 @@ def replicated(mesh) -> NamedSharding:
 
 
 def _model_and_optimizer(config, heads, seed):
-  params, dropout = jax.random.split(jax.random.key(seed))  # as trainer.stream_keys
+  params, dropout = jax.random.split(jax.random.key(seed))  # as state.stream_keys
   model = models.build_model(
     config.model,
     heads=heads,
@@ -58,7 +58,7 @@ def _model_and_optimizer(config, heads, seed):
 
 
 def init_states(config, heads: dict, seeds, mesh):
-  """(graphdef, state): one model and optimiser per seed, as `trainer.init_state` creates them
+  """(graphdef, state): one model and optimiser per seed, as `state.init_state` creates them
   (same initial weights for a seed) but with the learning rate in the optimiser state, stacked
   on the run axis and born sharded over 'runs'."""
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: _model_and_optimizer(config, heads, 0)))

@@ -1,4 +1,18 @@
-"""A workdir: one writer at a time, and the config it was started with.
+"""A workdir W: every path and record under it, one writer at a time, the config it started with.
+
+Layout:
+  .lock                        held by the one process writing here (`locked`)
+  config.json                  the config the workdir was started with (a rerun must match it)
+  metrics.jsonl                one line per logged step: step, fold, seed, train/…, val/…
+  tensorboard/fold{k}_seed{s}  TensorBoard events
+  checkpoints/fold{k}_seed{s}/latest      full training state and, by placement, the grain
+                                          iterator (`data`) or a `placement` record (resume)
+  checkpoints/fold{k}_seed{s}/best        model weights chosen on validation, with their score
+  checkpoints/fold{k}_seed{s}/unreadable  damaged checkpoints moved aside on resume
+  runs/fold{k}_seed{s}.json    a finished run's test metrics and config (a rerun skips it)
+  runs/fold{k}_seed{s}.normalisation.json   eye/gaze mean and std of the run's training part
+  results.json                 every run's test metrics, their mean and std, the config
+  eval/                        what `mode='eval'` writes (the same files); training never reads it
 
 `open_workdir` holds `W/.lock` (process 0 of a job; a second process stops at once naming the
 holder), compares the config against `W/config.json` and writes that file only once the config
@@ -12,16 +26,61 @@ import json
 import os
 
 import jax
+import numpy as np
 
 from emer_jax import config_check
+from emer_jax.errors import UserError
 from tfds_emer import locks
 
 CONFIG = "config.json"
 LOCK = ".lock"
+EVAL_DIR = "eval"
 
 
-class ConfigChanged(config_check.UserError):
+class ConfigChanged(UserError):
   pass
+
+
+def run_name(fold: int, seed: int) -> str:
+  return f"fold{fold}_seed{seed}"
+
+
+def _json_safe(obj):
+  """NaN (e.g. the std of a single run) becomes null, so the files are strict JSON."""
+  if isinstance(obj, dict):
+    return {k: _json_safe(v) for k, v in obj.items()}
+  if isinstance(obj, list | tuple):
+    return [_json_safe(v) for v in obj]
+  if isinstance(obj, float) and not np.isfinite(obj):
+    return None
+  return obj
+
+
+def write_json(path: str, obj):
+  """Writes atomically (a kill never leaves half a file), from process 0 only."""
+  if jax.process_index():
+    return
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(_json_safe(obj), f, indent=2, allow_nan=False)
+  os.replace(tmp, path)
+
+
+def config_json(config) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+def run_json_path(out_dir, fold, seed) -> str:
+  return os.path.join(out_dir, "runs", f"{run_name(fold, seed)}.json")
+
+
+def checkpoints_dir(workdir: str, run: str) -> str:
+  """`W/checkpoints/<run>`: the run's `latest`, `best` and `unreadable` folders."""
+  return os.path.join(workdir, "checkpoints", run)
+
+
+def results_path(out_dir: str) -> str:
+  return os.path.join(out_dir, "results.json")
 
 
 def read_config(workdir: str) -> dict | None:
@@ -48,7 +107,7 @@ def check_same_config(workdir: str, config) -> None:
   message = changed_message(
     f"The workdir {workdir}",
     old,
-    json.loads(config.to_json_best_effort()),
+    config_json(config),
     "Use a new --workdir, pass the same config, or add --restart to move the old contents "
     f"aside (to {workdir}/before-restart-<time>/) and start over.",
   )
@@ -71,11 +130,9 @@ def move_aside(workdir: str) -> str | None:
 
 def write_config(workdir: str, config) -> None:
   """Records the accepted config once: a rerun's keys that may differ do not replace it."""
-  from emer_jax.train.trainer import write_json
-
   if read_config(workdir) is not None:
     return
-  write_json(os.path.join(workdir, CONFIG), json.loads(config.to_json_best_effort()))
+  write_json(os.path.join(workdir, CONFIG), config_json(config))
 
 
 @contextlib.contextmanager
@@ -87,3 +144,24 @@ def locked(workdir: str):
     return
   with locks.exclusive(os.path.join(workdir, LOCK), f"The workdir {workdir}"):
     yield
+
+
+def finished_run(config, workdir, fold, seed) -> dict | None:
+  """The recorded result of a finished run (a rerun skips it), or None; one recorded under
+  another config is an error."""
+  path = run_json_path(workdir, fold, seed)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    result = json.load(f)
+  if "config" not in result:  # recorded before runs kept their config: config.json vouches
+    return result
+  message = changed_message(
+    f"The finished run {path}",
+    result["config"],
+    config_json(config),
+    "Rerun with the config it was trained with, or use a new --workdir.",
+  )
+  if message:
+    raise ConfigChanged(message)
+  return result

@@ -1,11 +1,12 @@
-"""Runs trained together with the data on the devices (`input.placement` resolved to 'device').
+"""The device engine: runs trained together with the data on the devices (`input.placement`
+resolved to 'device').
 
-The runs of a config (`trainer.run_keys`: folds × seeds) go in groups of at most
+The runs of a config (`runs.run_keys`: folds × seeds) go in groups of at most
 `parallel_runs` (0: all in one group). A group is one program (`multi_run`): its states stacked
 on a leading run axis over a 'runs' mesh, each run with its own split, training statistics,
 batches, schedules, validation selection and best weights (kept on the devices). A group goes
-through the single-run trainer's stages — open or resume, fit, select, test, write — and every
-run writes what `trainer._run` writes: its checkpoints, metrics.jsonl lines, TensorBoard
+through the host engine's stages — open or resume, fit, select, test, write — and every
+run writes what `host_engine.train_run` writes: its checkpoints, metrics.jsonl lines, TensorBoard
 events, predictions, normalisation record and `runs/*.json`.
 
 A run's `latest` checkpoint holds its own (unstacked) state and a `placement` record in place
@@ -15,7 +16,6 @@ logs, validates or checkpoints (one compilation per distinct k).
 """
 
 import contextlib
-import os
 import time
 
 import jax
@@ -29,24 +29,27 @@ from emer_jax import logs
 from emer_jax.data import on_device
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.protocols import head_sizes
-from emer_jax.train import ctrl_c, multi_run, trainer
+from emer_jax.train import ctrl_c, multi_run, run_checkpoints, run_eval
+from emer_jax.train import runs as runs_lib
+from emer_jax.train import state as state_lib
+from emer_jax.train import workdir as workdir_lib
 from emer_jax.train.writers import MetricWriter
 
 
 def train_runs(config, workdir, data, arrays) -> list[dict]:
   """Every run's result, in `run_keys` order: a finished run's as recorded, the others trained
   group by group. `arrays` is the decoded dataset (`on_device.decode_for`)."""
-  keys = trainer.run_keys(config)
+  keys = runs_lib.run_keys(config)
   size = config.parallel_runs or len(keys)
   results, job = {}, _Job(config, arrays)
   for first in range(0, len(keys), size):
     group = []
     for fold, seed in keys[first : first + size]:
-      done = trainer.finished_run(config, workdir, fold, seed)
+      done = workdir_lib.finished_run(config, workdir, fold, seed)
       if done is not None:
         results[(fold, seed)] = done
       else:
-        group.append(trainer.new_run(config, workdir, data, fold, seed))
+        group.append(runs_lib.new_run(config, workdir, data, fold, seed))
     if group:
       results |= _train_group(config, workdir, group, job)
   return [results[k] for k in keys]
@@ -83,9 +86,9 @@ class _Job:
     return self._eval[key]
 
 
-def _train_group(config, workdir, runs: list[trainer.Run], job: _Job) -> dict:
+def _train_group(config, workdir, runs: list[runs_lib.Run], job: _Job) -> dict:
   """Trains, selects, tests and writes one group; returns {(fold, seed): result}."""
-  targets = trainer.run_targets(config)
+  targets = state_lib.run_targets(config)
   mesh = multi_run.run_mesh(len(runs))
   data = job.data(mesh)
   names = ", ".join(run.name for run in runs)
@@ -102,9 +105,9 @@ def _train_group(config, workdir, runs: list[trainer.Run], job: _Job) -> dict:
   )
   with contextlib.ExitStack() as stack:
     for run in runs:
-      run_dir = os.path.join(workdir, "checkpoints", run.name)
+      run_dir = workdir_lib.checkpoints_dir(workdir, run.name)
       run.latest, run.best = stack.enter_context(
-        trainer._managers(run_dir, config.keep_checkpoints)
+        run_checkpoints.Managers(run_dir, config.keep_checkpoints)
       )
     graphdef, state, best_model = _open_or_resume(config, runs, head_sizes(targets), mesh)
     for run in runs:
@@ -124,7 +127,7 @@ def _train_group(config, workdir, runs: list[trainer.Run], job: _Job) -> dict:
 # --- Stage 1: open or resume -------------------------------------------------------------------
 
 
-def _open_or_resume(config, runs: list[trainer.Run], heads, mesh):
+def _open_or_resume(config, runs: list[runs_lib.Run], heads, mesh):
   """(graphdef, stacked state, stacked best model): each run's `latest`, else `init_checkpoint`
   or fresh weights; sets each run's step and recorded best.
 
@@ -139,19 +142,19 @@ def _open_or_resume(config, runs: list[trainer.Run], heads, mesh):
   for r, run in enumerate(runs):
     newest = max(run.latest.all_steps(), default=0)
     at_most = None if newest >= run.cadence.total_steps else common
-    run.step, restored = trainer.restore_latest(run.latest, abstract, {}, "device", at_most)
-    run.best_step, run.best_score = trainer._recorded_best(run.best)
+    run.step, restored = run_checkpoints.restore_latest(run.latest, abstract, {}, "device", at_most)
+    run.best_step, run.best_score = run_checkpoints.recorded_best(run.best)
     if restored is not None:
       logging.info("Resuming %s from step %d.", run.name, run.step)
     elif config.init_checkpoint:
-      restored = trainer.with_init_checkpoint(config, graphdef, multi_run.unstack(state, r))
+      restored = state_lib.with_init_checkpoint(config, graphdef, multi_run.unstack(state, r))
     states.append(restored)
     resumed |= restored is not None or run.best_step is not None
   if not resumed:
     return graphdef, state, _copy(state["model"])
   states = [s if s is not None else multi_run.unstack(state, r) for r, s in enumerate(states)]
   best = [
-    trainer._restore_best_model(run.best, run.best_step, abstract)
+    run_checkpoints.restore_best_model(run.best, run.best_step, abstract)
     if run.best_step is not None
     else s["model"]
     for run, s in zip(runs, states, strict=True)
@@ -160,7 +163,7 @@ def _open_or_resume(config, runs: list[trainer.Run], heads, mesh):
   return graphdef, state, multi_run.stack_states(jax.device_get(best), mesh)
 
 
-def _common_step(runs: list[trainer.Run]) -> int:
+def _common_step(runs: list[runs_lib.Run]) -> int:
   """The newest checkpoint step every run still training holds (0: none)."""
   held = [
     set(run.latest.all_steps()) | {0}
@@ -204,7 +207,7 @@ def _fit(config, train, state, best_model, data, inputs, runs, evaluate, interru
       if not run.training:
         continue
       finite = zip(metrics["finite/loss"][:, r], metrics["finite/grads"][:, r], strict=True)
-      trainer.check_finite(
+      runs_lib.check_finite(
         [(run.step + j + 1, *ok) for j, ok in enumerate(finite)], run.name
       )  # fmt: skip
       run.step += k
@@ -231,12 +234,12 @@ def _fit(config, train, state, best_model, data, inputs, runs, evaluate, interru
   return state, best_model
 
 
-def _log(config, run: trainer.Run, metrics: dict, ticks: dict, now: float):
+def _log(config, run: runs_lib.Run, metrics: dict, ticks: dict, now: float):
   """The run's metrics.jsonl line of its current step, as the single-run trainer writes it."""
-  logged = trainer.train_logged(metrics)
+  logged = runs_lib.train_logged(metrics)
   logged["train/learning_rate"] = metrics["learning_rate"]
   logged["train/grl_lambda"] = metrics["grl_lambda"]
-  run.writer.write(run.step, logged | trainer.perf(config, run, ticks, now))
+  run.writer.write(run.step, logged | runs_lib.perf(config, run, ticks, now))
 
 
 def _validate(config, runs, due, state, best_model, evaluate):
@@ -246,13 +249,13 @@ def _validate(config, runs, due, state, best_model, evaluate):
   for r, run in enumerate(runs):
     if "eval" not in due.get(r, ()):
       continue
-    val, losses, score = trainer.validation(
-      config, run.data, run.split.val, trainer.run_targets(config), outputs[r]
+    val, losses, score = run_eval.validation(
+      config, run.data, run.split.val, state_lib.run_targets(config), outputs[r]
     )
     run.writer.write(run.step, metrics_lib.flatten_scalars(val, "val/") | losses)
     if run.best_score is None or score > run.best_score:
       model = multi_run.unstack(state["model"], r)
-      trainer._save_best(run.best, run.step, {"model": model}, score)
+      run_checkpoints.save_best(run.best, run.step, {"model": model}, score)
       run.best_step, run.best_score = run.step, score
       improved[r] = True
   return _select_runs(improved, state["model"], best_model)
@@ -263,7 +266,7 @@ def _select_runs(take, new, old):
   return multi_run.select_runs(take, new, old)
 
 
-def _save_latest(run: trainer.Run, state):
+def _save_latest(run: runs_lib.Run, state):
   """The run's own state at its step; a step already held was written before a kill, by the
   same computation, and stays as it is."""
   if run.step in run.latest.all_steps():
@@ -291,10 +294,10 @@ def _test_and_write(config, workdir, runs, model, state, evaluate, targets) -> d
   outputs = evaluate(nnx.State({"model": model, "optimizer": state["optimizer"]}), "test")
   results = {}
   for r, run in enumerate(runs):
-    labels = trainer.labels_of(run.data, run.split.test, targets)
+    labels = run_eval.labels_of(run.data, run.split.test, targets)
     test = metrics_lib.target_metrics(labels, outputs[r])
-    result = trainer.run_result(config, run, test)
-    trainer._write_run(workdir, result, run.data, run.split.test, targets, outputs[r])
+    result = runs_lib.run_result(config, run, test)
+    run_eval.write_run(workdir, result, run.data, run.split.test, targets, outputs[r])
     run.writer.write_test(result["selected_step"], metrics_lib.flatten_scalars(test, "test/"))
     results[(run.fold, run.seed)] = result
   return results
@@ -317,7 +320,7 @@ class _Evaluator:
     outputs = jax.device_get(self._step(state, self._data, self._stats, placed))
     rows = layout.shape[1] * layout.shape[2]
     return [
-      trainer.in_order(
+      run_eval.in_order(
         {k: v[r].reshape(rows, *v.shape[3:]) for k, v in outputs.items()},
         layout[r].reshape(-1),
         mask[r].reshape(-1),
