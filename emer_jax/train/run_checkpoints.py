@@ -1,7 +1,7 @@
 """A run's checkpoints: `latest` (resume) and `best` (the validation selection).
 
-`restore_latest` reads the newest readable `latest`, moving damaged ones aside and refusing one
-written by another model or with the other `input.placement`; `save_best`/`recorded_best` keep
+`resume` opens a run: `restore_latest` reads the newest readable `latest`, moving damaged ones
+aside and refusing one written by another model or with the other `input.placement`; `save_best`/`recorded_best` keep
 the selection across a kill; `load_for_eval` reads a run's weights for eval mode.
 """
 
@@ -16,6 +16,7 @@ from jax.experimental import multihost_utils
 
 from emer_jax.errors import UserError
 from emer_jax.train import checkpoint
+from emer_jax.train import state as state_lib
 
 
 class Managers:
@@ -171,3 +172,17 @@ def load_for_eval(source, abstract, state):
         ),
       )["model"]
   return nnx.State({"model": model, "optimizer": state["optimizer"]}), f"{directory}/{step}"
+
+
+def resume(config, run, graphdef, abstract, items: dict, placement: str, fresh, at_most=None):
+  """The state a run trains on: its newest readable `latest` (`restore_latest`; sets its step),
+  else `init_checkpoint`'s weights in `fresh()`, else None (the fresh state); sets the best step
+  and score recorded on disk, so the selection survives a kill."""
+  run.step, restored = restore_latest(run.latest, abstract, items, placement, at_most)
+  run.best_step, run.best_score = recorded_best(run.best)
+  if restored is not None:
+    logging.info("Resuming %s from step %d.", run.name, run.step)
+    return restored
+  if config.init_checkpoint:
+    return state_lib.with_init_checkpoint(config, graphdef, fresh())
+  return None

@@ -2,7 +2,7 @@
 
 `train_and_evaluate` checks the config, holds the workdir, opens the data, chooses the engine for
 where the data is placed (`device_engine` with the data on the devices, `host_engine` otherwise),
-trains the runs and writes `results.json`. The workdir layout: `emer_jax.train.workdir`.
+trains the runs in groups through the one run loop (`run_loop`) and writes `results.json`. The workdir layout: `emer_jax.train.workdir`.
 """
 
 import os
@@ -12,8 +12,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from emer_jax import config_check
-from emer_jax.train import device_engine, eval_mode, host_engine, run_eval
-from emer_jax.train import runs as runs_lib
+from emer_jax.train import device_engine, eval_mode, host_engine, run_eval, run_loop
 from emer_jax.train import state as state_lib
 from emer_jax.train import workdir as workdir_lib
 
@@ -42,10 +41,8 @@ def train_and_evaluate(config, workdir: str, *, restart: bool = False) -> dict:
     os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
     workdir_lib.write_config(workdir, config)
     if placement == "device":
-      runs = device_engine.train_runs(config, workdir, data, arrays)
+      size, engine_for = device_engine.engines(config, arrays)
     else:
-      runs = [
-        host_engine.train_run(config, workdir, data, mesh, fold=fold, seed=seed)
-        for fold, seed in runs_lib.run_keys(config)
-      ]
+      size, engine_for = host_engine.engines(config, mesh)
+    runs = run_loop.train_groups(config, workdir, data, size, engine_for)
     return run_eval.write_results(config, workdir, runs, workdir_lib.read_config(workdir))
