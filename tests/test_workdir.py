@@ -355,3 +355,19 @@ def test_a_non_finite_stop_is_one_line_and_ctrl_c_exits_130(monkeypatch, capsys)
   assert capsys.readouterr().err == (
     "Interrupted. Rerun the same command to resume from the last checkpoint.\n"
   )
+
+
+def test_a_config_recorded_before_keys_were_added_or_removed_is_read_with_defaults(tmp_path):
+  """config.json of older code lacks today's keys (they take their defaults) and may hold keys
+  since removed: neither is "another config"; a key set off its default still is."""
+  from emer_jax import config as config_lib
+
+  config = config_lib.protocol_config("er7")
+  old = workdir_lib.config_json(config)
+  assert old.pop("weight_decay") == config_lib.base_config().weight_decay
+  old["input"]["a_key_since_removed"] = 3
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  workdir_lib.check_same_config(str(tmp_path), config)
+  config.weight_decay += 1
+  with pytest.raises(workdir_lib.ConfigChanged, match=r"weight_decay: [\d.e-]+ there"):
+    workdir_lib.check_same_config(str(tmp_path), config)

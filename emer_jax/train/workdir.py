@@ -28,6 +28,7 @@ import os
 import jax
 import numpy as np
 
+from emer_jax import config as config_lib
 from emer_jax import config_check
 from emer_jax.errors import UserError
 from tfds_emer import locks
@@ -91,9 +92,21 @@ def read_config(workdir: str) -> dict | None:
     return json.load(f)
 
 
+def as_read_now(old: dict, new: dict) -> dict:
+  """A recorded flat config as today's code reads it: a key added since takes its default (that
+  is what the code did before the key existed); a key since removed means nothing now."""
+  try:
+    defaults = config_check.flat(config_lib.base_config(old.get("model.variant", "reference")))
+  except (KeyError, ValueError):
+    defaults = {}
+  return {k: old[k] if k in old else defaults[k] for k in new if k in old or k in defaults}
+
+
 def changed_message(what: str, old: dict, new: dict, ways: str) -> str | None:
-  """None when the flat configs agree on every key that matters, else the error message."""
-  differ = config_check.differences(config_check.flat(old), config_check.flat(new))
+  """None when the configs agree on every key that matters, `old` read as today's code reads it
+  (`as_read_now`), else the error message."""
+  new = config_check.flat(new)
+  differ = config_check.differences(as_read_now(config_check.flat(old), new), new)
   if not differ:
     return None
   listed = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in differ)
