@@ -44,15 +44,9 @@ def init_state(config, heads: dict, seed: int, total_steps: int, mesh):
   carries those shardings, so checkpoints restore onto the same layout. The initialisation and
   dropout streams of a seed are two halves of one key, so no seed's stream is another's.
   """
-  dtype = jnp.dtype(config.dtype)
 
   def init():
-    params, dropout = stream_keys(seed)
-    model = models.build_model(
-      config.model, heads=heads, rngs=nnx.Rngs(params=params, dropout=dropout), dtype=dtype
-    )
-    optimizer = nnx.Optimizer(model, optim.make_optimizer(config, total_steps), wrt=nnx.Param)
-    return {"model": model, "optimizer": optimizer}
+    return model_and_optimizer(config, heads, seed, optim.make_optimizer(config, total_steps))
 
   with jax.set_mesh(mesh):
     graphdef, abstract = nnx.get_abstract_model(init, mesh)
@@ -60,6 +54,19 @@ def init_state(config, heads: dict, seed: int, total_steps: int, mesh):
       lambda: nnx.state(init()), out_shardings=nnx.get_named_sharding(abstract, mesh)
     )()
   return graphdef, abstract, state
+
+
+def model_and_optimizer(config, heads: dict, seed, tx) -> dict:
+  """{'model', 'optimizer'} of a run's seed (both engines build their runs with it), `tx` the
+  optax transformation. The initialisation and dropout streams are `stream_keys(seed)`."""
+  params, dropout = stream_keys(seed)
+  model = models.build_model(
+    config.model,
+    heads=heads,
+    rngs=nnx.Rngs(params=params, dropout=dropout),
+    dtype=jnp.dtype(config.dtype),
+  )
+  return {"model": model, "optimizer": nnx.Optimizer(model, tx, wrt=nnx.Param)}
 
 
 def stream_keys(seed: int):
