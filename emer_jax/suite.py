@@ -74,7 +74,7 @@ def check_suite(suite) -> None:
 def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
   """The cell's results: read when finished with the same config, else trained (resuming what
   was started)."""
-  from emer_jax.train import workdir as workdir_lib
+  from emer_jax import workdir as workdir_lib
   from emer_jax.train.trainer import train_and_evaluate
 
   config = cell_config(suite, protocol, model)

@@ -14,9 +14,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from emer_jax import protocols
+from emer_jax import workdir as workdir_lib
 from emer_jax.train import checkpoint, run_checkpoints, trainer
 from emer_jax.train import state as state_lib
-from emer_jax.train import workdir as workdir_lib
 from tests import faults
 from tests.test_train import TINY, tiny_config
 

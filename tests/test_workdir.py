@@ -18,12 +18,12 @@ from flax import nnx
 
 from emer_jax import cli, config_check, models
 from emer_jax import suite as suite_lib
+from emer_jax import workdir as workdir_lib
 from emer_jax.data.source import open_source
 from emer_jax.protocols import head_sizes
 from emer_jax.train import checkpoint, eval_mode, run_checkpoints, trainer
 from emer_jax.train import runs as runs_lib
 from emer_jax.train import state as state_lib
-from emer_jax.train import workdir as workdir_lib
 from tests import faults
 from tests.conftest import tiny_run_config
 from tests.test_train import REPO, TINY

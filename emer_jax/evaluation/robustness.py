@@ -32,6 +32,7 @@ from absl import app, flags, logging
 from tqdm.auto import tqdm
 
 from emer_jax import cli
+from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.evaluation import corruptions as corruptions_lib
@@ -41,7 +42,6 @@ from emer_jax.protocols import TARGETS, get_protocol, head_sizes
 from emer_jax.train import eval_mode, run_checkpoints, run_eval, steps
 from emer_jax.train import runs as runs_lib
 from emer_jax.train import state as state_lib
-from emer_jax.train import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 OUTPUT = "robustness"

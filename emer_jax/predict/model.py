@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 from flax import nnx
 
 from emer_jax import models
+from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import EmerSource, resolve_data_dir
 from emer_jax.protocols import TARGETS, head_sizes
@@ -224,9 +225,9 @@ def from_workdir(workdir: str, run: str = "", data_dir: str = "") -> Model:
 
 
 def _normalisation_path(workdir: str, run: str) -> str:
-  """The statistics a run normalised its inputs with (`pipeline.normalisation_path`)."""
+  """The statistics a run normalised its inputs with (`workdir.normalisation_path`)."""
   fold, seed = (int(v) for v in re.fullmatch(r"fold(\d+)_seed(\d+)", run).groups())
-  return pipeline.normalisation_path(workdir, fold, seed)
+  return workdir_lib.normalisation_path(workdir, fold, seed)
 
 
 def from_checkpoint(

@@ -9,13 +9,13 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 
+from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.errors import UserError
 from emer_jax.protocols import head_sizes
 from emer_jax.train import run_checkpoints, run_eval, steps
 from emer_jax.train import runs as runs_lib
 from emer_jax.train import state as state_lib
-from emer_jax.train import workdir as workdir_lib
 
 
 class NothingToEvaluate(UserError):
@@ -31,7 +31,7 @@ def evaluate(config, workdir: str) -> dict:
   if not config.init_checkpoint:
     workdir_lib.check_same_config(workdir, config)
     sources = _eval_sources(config, workdir)
-  out_dir = os.path.join(workdir, workdir_lib.EVAL_DIR)
+  out_dir = workdir_lib.eval_dir(workdir)
   data, mesh = state_lib.open_data(config)
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
@@ -72,11 +72,11 @@ def evaluate(config, workdir: str) -> dict:
 def eval_normalised(config, data, split, workdir, out_dir, fold, seed):
   """`data` with the run's recorded training statistics; where the run recorded none (e.g. an
   `init_checkpoint` from elsewhere), those of its training part, recorded under `out_dir`."""
-  recorded = pipeline.normalisation_path(workdir, fold, seed)
+  recorded = workdir_lib.normalisation_path(workdir, fold, seed)
   if os.path.exists(recorded):
     return dataclasses.replace(data, normalisation=pipeline.load_normalisation(recorded))
   return runs_lib.normalised(
-    data, split.train, config, pipeline.normalisation_path(out_dir, fold, seed)
+    data, split.train, config, workdir_lib.normalisation_path(out_dir, fold, seed)
   )
 
 

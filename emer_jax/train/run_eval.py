@@ -8,12 +8,12 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from emer_jax import logs
+from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.evaluation import predictions, report
 from emer_jax.protocols import TARGETS, get_protocol
 from emer_jax.train import steps
-from emer_jax.train import workdir as workdir_lib
 from emer_jax.train.writers import split_losses
 
 LOWER_IS_BETTER = ("mae", "mse", "rmse")
@@ -84,7 +84,7 @@ def write_run(out_dir, result, data, indices, targets, outputs):
   _write_predictions(
     out_dir, result["fold"], result["seed"], data, indices, targets, outputs, masked
   )
-  os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
+  os.makedirs(workdir_lib.runs_dir(out_dir), exist_ok=True)
   workdir_lib.write_json(workdir_lib.run_json_path(out_dir, result["fold"], result["seed"]), result)
 
 

@@ -22,11 +22,11 @@ import time
 import jax
 
 from emer_jax import logs
+from emer_jax import workdir as workdir_lib
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.train import ctrl_c, run_checkpoints, run_eval
 from emer_jax.train import runs as runs_lib
 from emer_jax.train import state as state_lib
-from emer_jax.train import workdir as workdir_lib
 from emer_jax.train.writers import MetricWriter
 
 

@@ -7,10 +7,10 @@ metric writer); both engines (`host_engine`, `device_engine`) read and advance i
 import dataclasses
 import os
 
+from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.splits import make_split
 from emer_jax.errors import UserError
-from emer_jax.train import workdir as workdir_lib
 from emer_jax.train.writers import MetricWriter
 
 
@@ -106,7 +106,7 @@ class Run:
 def new_run(config, workdir, data, fold, seed) -> Run:
   """A run not started or resumed yet: its split and its training part's statistics (recorded)."""
   split = run_split(config, data, fold)
-  data = normalised(data, split.train, config, pipeline.normalisation_path(workdir, fold, seed))
+  data = normalised(data, split.train, config, workdir_lib.normalisation_path(workdir, fold, seed))
   return Run(fold, seed, split, data, run_cadence(config, split))
 
 

@@ -2,7 +2,7 @@
 
 `train_and_evaluate` checks the config, holds the workdir, opens the data, chooses the engine for
 where the data is placed (`device_engine` with the data on the devices, `host_engine` otherwise),
-trains the runs in groups through the one run loop (`run_loop`) and writes `results.json`. The workdir layout: `emer_jax.train.workdir`.
+trains the runs in groups through the one run loop (`run_loop`) and writes `results.json`. The workdir layout: `emer_jax.workdir`.
 """
 
 import os
@@ -12,9 +12,9 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from emer_jax import config_check
+from emer_jax import workdir as workdir_lib
 from emer_jax.train import device_engine, eval_mode, host_engine, run_eval, run_loop
 from emer_jax.train import state as state_lib
-from emer_jax.train import workdir as workdir_lib
 
 
 def train_and_evaluate(config, workdir: str, *, restart: bool = False) -> dict:
@@ -38,7 +38,7 @@ def train_and_evaluate(config, workdir: str, *, restart: bool = False) -> dict:
     workdir_lib.check_same_config(workdir, config)
     data, mesh = state_lib.open_data(config)
     placement, arrays = state_lib.resolve_placement(config, data)
-    os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
+    os.makedirs(workdir_lib.runs_dir(workdir), exist_ok=True)
     workdir_lib.write_config(workdir, config)
     if placement == "device":
       size, engine_for = device_engine.engines(config, arrays)

@@ -24,6 +24,7 @@ import contextlib
 import datetime
 import json
 import os
+import pathlib
 
 import jax
 import numpy as np
@@ -71,21 +72,52 @@ def config_json(config) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+def under(workdir: str, *parts: str) -> str:
+  """An absolute path under the workdir (Orbax, for one, refuses relative ones)."""
+  return os.path.join(os.path.abspath(workdir), *parts)
+
+
+def runs_dir(out_dir: str) -> str:
+  return under(out_dir, "runs")
+
+
 def run_json_path(out_dir, fold, seed) -> str:
-  return os.path.join(out_dir, "runs", f"{run_name(fold, seed)}.json")
+  return under(out_dir, "runs", f"{run_name(fold, seed)}.json")
+
+
+def normalisation_path(out_dir: str, fold: int, seed: int) -> str:
+  """Where a run records its statistics: `<out_dir>/runs/fold{k}_seed{s}.normalisation.json`."""
+  return under(out_dir, "runs", f"{run_name(fold, seed)}.normalisation.json")
 
 
 def checkpoints_dir(workdir: str, run: str) -> str:
   """`W/checkpoints/<run>`: the run's `latest`, `best` and `unreadable` folders."""
-  return os.path.join(workdir, "checkpoints", run)
+  return under(workdir, "checkpoints", run)
 
 
 def results_path(out_dir: str) -> str:
-  return os.path.join(out_dir, "results.json")
+  return under(out_dir, "results.json")
+
+
+def metrics_path(workdir: str) -> str:
+  return under(workdir, "metrics.jsonl")
+
+
+def tensorboard_dir(workdir: str, run: str) -> str:
+  return under(workdir, "tensorboard", run)
+
+
+def predictions_path(out_dir, fold: int, seed: int) -> pathlib.Path:
+  return pathlib.Path(out_dir) / f"predictions_{run_name(fold, seed)}.csv"
+
+
+def eval_dir(workdir: str) -> str:
+  """`W/eval`: what eval mode writes (the same files as training); training never reads it."""
+  return under(workdir, EVAL_DIR)
 
 
 def read_config(workdir: str) -> dict | None:
-  path = os.path.join(workdir, CONFIG)
+  path = under(workdir, CONFIG)
   if not os.path.exists(path):
     return None
   with open(path) as f:
@@ -145,7 +177,7 @@ def write_config(workdir: str, config) -> None:
   """Records the accepted config once: a rerun's keys that may differ do not replace it."""
   if read_config(workdir) is not None:
     return
-  write_json(os.path.join(workdir, CONFIG), config_json(config))
+  write_json(under(workdir, CONFIG), config_json(config))
 
 
 @contextlib.contextmanager
