@@ -158,7 +158,10 @@ def test_no_module_is_over_400_lines():
 def test_no_import_cycles():
   edges, _ = _graph()
   edges = {m: {t for t in targets if t not in _parents(m)} for m, targets in edges.items()}
-  cycles = [_cycle_path(edges, c) for c in _cycles(edges)]
+  cycles = [
+    f"{_cycle_path(edges, c)} (modules importing each other here: {', '.join(c)})"
+    for c in _cycles(edges)
+  ]
   assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
