@@ -202,7 +202,7 @@ from emer_jax.convert import export_state_dict, load_reference_checkpoint, names
 from emer_jax.models import summary
 from emer_jax.protocols import head_sizes
 from emer_jax.train.checkpoint import restore_model, save_model
-from emer_jax.train.trainer import run_targets
+from emer_jax.train.state import run_targets
 
 TARGET = run_targets(config)[0]
 sizes = {}  # dotted model-config keys where the checkpoint differs from the reference

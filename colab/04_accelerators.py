@@ -103,7 +103,7 @@ import pandas as pd
 from configs import benchmark as benchmark_config
 from emer_jax import benchmark
 from emer_jax.data import pipeline
-from emer_jax.train import trainer
+from emer_jax.train import state as train_state
 
 # %% [markdown]
 # ## Devices
@@ -120,7 +120,7 @@ for device in jax.devices():
 # %% [markdown]
 # ## The mesh
 #
-# `trainer.make_mesh(config)` reads `config.mesh.data` and `config.mesh.model`; `-1` on one axis
+# `train_state.make_mesh(config)` reads `config.mesh.data` and `config.mesh.model`; `-1` on one axis
 # takes whatever the other leaves. The default (`data=-1, model=1`) is pure data parallelism.
 # Sizes that do not cover the devices are an error. From the command line:
 # `--config.mesh.data=4 --config.mesh.model=2`.
@@ -135,7 +135,7 @@ count = jax.device_count()
 meshes = [(-1, 1)] + ([(count // 2, 2)] if count % 2 == 0 else [])
 for data, model in meshes:
   config.mesh.data, config.mesh.model = data, model
-  mesh = trainer.make_mesh(config)
+  mesh = train_state.make_mesh(config)
   print(f"mesh.data={data}, mesh.model={model} -> {dict(mesh.shape)}")
 
 # %% [markdown]
@@ -144,7 +144,7 @@ for data, model in meshes:
 # on the last mesh.
 
 # %%
-batch = benchmark.synthetic_batch(config, trainer.run_targets(config), config.batch_size)
+batch = benchmark.synthetic_batch(config, train_state.run_targets(config), config.batch_size)
 placed = pipeline.to_global(batch, mesh)
 face = placed["face"]
 print("face", face.shape, face.sharding.spec)

@@ -1,4 +1,4 @@
-"""The comparison suite: protocols × models, one table. `python -m emer_jax.evaluation.suite
+"""The comparison suite: protocols × models, one table. `python -m emer_jax.suite
 --config=configs/suite.py[:small|:check]`.
 
   (no arg)  all seven protocols × every model below (EMERT, ablations, baselines), reference

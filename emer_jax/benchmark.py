@@ -33,6 +33,7 @@ from emer_jax.data import on_device, pipeline
 from emer_jax.data.source import open_source
 from emer_jax.protocols import TARGETS
 from emer_jax.train import multi_run, steps, trainer
+from emer_jax.train import state as state_lib
 
 FLAGS = flags.FLAGS
 
@@ -211,12 +212,12 @@ def _end_to_end(config) -> dict | None:
 
 def run(config) -> dict:
   config_check.check(config)
-  mesh = trainer.make_mesh(config)
-  targets = trainer.run_targets(config)
+  mesh = state_lib.make_mesh(config)
+  targets = state_lib.run_targets(config)
   dtype = jnp.dtype(config.dtype)
   bench = config.benchmark
   heads = {t: TARGETS[t].num_outputs for t in targets}
-  graphdef, _, state = trainer.init_state(config, heads, seed=0, total_steps=1000, mesh=mesh)
+  graphdef, _, state = state_lib.init_state(config, heads, seed=0, total_steps=1000, mesh=mesh)
   num_params = sum(
     x.size for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)["model"], nnx.Param))
   )

@@ -7,7 +7,7 @@ Each workdir is one row, labelled by its config's model (variant and modalities)
 one model by the config keys in which their workdirs differ (`num_epochs=5`); its protocol
 and dataset name the column group, with the test folds. The cells are each workdir's
 `results.json` means ± std over folds and seeds: the same records and writer as the comparison
-suite (emer_jax.evaluation.suite). Numbers measured on different test folds or datasets are not
+suite (emer_jax.suite). Numbers measured on different test folds or datasets are not
 comparable, so a column refuses to mix them unless --allow_mixed, which then labels every row
 with its own dataset and folds.
 """

@@ -62,7 +62,7 @@ def base_config(variant: str = "reference") -> ml_collections.ConfigDict:
 
   # With the data on the devices, runs (folds × seeds) train together in groups of at most
   # `parallel_runs` (0: all of them in one group; 1: one at a time), `steps_per_call` steps
-  # per host call (0: 1 on a CPU, 8 elsewhere; emer_jax.train.parallel). The host placement
+  # per host call (0: 1 on a CPU, 8 elsewhere; emer_jax.train.device_engine). The host placement
   # trains one run at a time.
   c.parallel_runs = 0
   c.steps_per_call = 0

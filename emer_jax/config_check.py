@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from emer_jax.errors import UserError  # config_check.UserError: where it lived before
 from emer_jax.models.config import VARIANTS
 from emer_jax.protocols import PROTOCOLS, TARGETS
 
@@ -44,10 +45,6 @@ NOT_ORBAX = (
   f"not an Orbax checkpoint (it holds no {ORBAX_METADATA}); expected a model folder such as "
   "DIR/model of emer_jax.convert or W/checkpoints/fold1_seed0/best/<step>/model"
 )
-
-
-class UserError(Exception):
-  """Bad input from the user: main prints the message as one line, without a traceback."""
 
 
 class ConfigError(UserError, ValueError):

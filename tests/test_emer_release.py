@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import tensorflow_datasets as tfds
 
-from tfds_emer import emer, release
+from tfds_emer import emer, face_media, release
 from tfds_emer import release_layout as layout
 from tfds_emer.fake_release import write_release
 from tfds_emer.release import ReleaseError
@@ -212,7 +212,7 @@ def test_utf16_fold_file_names_itself_and_the_encoding(tmp_path):
 def test_frames_in_natural_order(tmp_path):
   for i in range(12):  # frame i is grey level 20 * i; `10.jpg` sorts before `2.jpg` as text
     cv2.imwrite(str(tmp_path / f"{i}.jpg"), np.full((8, 8, 3), 20 * i, np.uint8))
-  faces = release.read_faces(tmp_path, None, 12, size=8)
+  faces = face_media.read_faces(tmp_path, None, 12, size=8)
   np.testing.assert_allclose(faces.mean(axis=(1, 2, 3)), 20 * np.arange(12), atol=2)
 
 

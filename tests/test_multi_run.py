@@ -12,7 +12,8 @@ from jax.sharding import AxisType
 
 from emer_jax.config import base_config
 from emer_jax.data import on_device
-from emer_jax.train import multi_run, optim, steps, trainer
+from emer_jax.train import multi_run, optim, steps
+from emer_jax.train import state as state_lib
 from tests.model_testing import tiny_config
 from tests.test_on_device import fake_source
 from tests.test_scale import _collectives_in_loops
@@ -87,12 +88,12 @@ def test_runs_trained_together_equal_runs_trained_alone(setup):
 
   @functools.cache
   def step_of(total):  # the optimiser's schedule is part of the graph: one step per length
-    graphdef, _, _ = trainer.init_state(s.config, HEADS, 0, total, single_mesh)
+    graphdef, _, _ = state_lib.init_state(s.config, HEADS, 0, total, single_mesh)
     return steps.make_train_step(graphdef, dtype=jnp.float32, alpha=0.01, beta=0.01,
                                  head_weights={})  # fmt: skip
 
   for r, (part, seed, total) in enumerate(zip(PARTS, SEEDS, TOTAL_STEPS, strict=True)):
-    _, _, alone = trainer.init_state(s.config, HEADS, seed, total, single_mesh)
+    _, _, alone = state_lib.init_state(s.config, HEADS, seed, total, single_mesh)
     step = step_of(total)
     losses = []
     with jax.set_mesh(single_mesh):

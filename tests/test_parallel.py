@@ -13,7 +13,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from emer_jax.train import checkpoint, trainer
+from emer_jax import protocols
+from emer_jax import workdir as workdir_lib
+from emer_jax.train import checkpoint, run_checkpoints, trainer
+from emer_jax.train import state as state_lib
 from tests import faults
 from tests.test_train import TINY, tiny_config
 
@@ -84,7 +87,7 @@ def test_runs_trained_together_equal_runs_trained_alone(together, small_data_dir
     assert abs(war[0] - war[1]) <= 1 / x["num_test"] + 1e-9, war
   assert [key(r) for r in ra["runs"]] == [(1, 0), (4, 0), (1, 1), (4, 1)]
   for fold, seed in key_list(ra):
-    name = trainer.run_name(fold, seed)
+    name = workdir_lib.run_name(fold, seed)
     assert os.path.exists(os.path.join(together, "runs", f"{name}.normalisation.json"))
     assert os.path.exists(os.path.join(together, f"predictions_{name}.csv"))
     assert os.listdir(os.path.join(together, "tensorboard", name))
@@ -147,7 +150,7 @@ def test_a_checkpoint_of_the_other_placement_is_refused_and_left(
   before = _tree(os.path.join(workdir, "checkpoints"))
   config = _config(small_data_dir)
   config.input.placement = "host"
-  with pytest.raises(trainer.PlacementMismatch, match=r"fold1_seed0/latest/\d+ was written .*"
+  with pytest.raises(run_checkpoints.PlacementMismatch, match=r"fold1_seed0/latest/\d+ was written .*"
                      r"input.placement='device'.*--config.input.placement=device"):  # fmt: skip
     trainer.train_and_evaluate(config, workdir)
   # And a host run's, resumed with the data on the devices.
@@ -159,7 +162,7 @@ def test_a_checkpoint_of_the_other_placement_is_refused_and_left(
   os.remove(os.path.join(host, "runs", "fold1_seed0.json"))
   host_before = _tree(os.path.join(host, "checkpoints"))
   config.input.placement = "device"
-  with pytest.raises(trainer.PlacementMismatch, match=r"input.placement='host'"):
+  with pytest.raises(run_checkpoints.PlacementMismatch, match=r"input.placement='host'"):
     trainer.train_and_evaluate(config, host)
   assert _tree(os.path.join(workdir, "checkpoints")) == before
   assert _tree(os.path.join(host, "checkpoints")) == host_before
@@ -187,11 +190,11 @@ def test_eval_mode_reads_a_device_runs_best_and_latest(together, small_data_dir,
       war = runs[key]["metrics"]["er_emotion"]["war"], trained["metrics"]["er_emotion"]["war"]
       assert abs(war[0] - war[1]) <= 1 / trained["num_test"] + 1e-9, (key, war)
   # The weights evaluated are the ones `latest` holds.
-  _, abstract, state = trainer.init_state(
-    config, trainer.head_sizes(trainer.run_targets(config)), 0, 0, trainer.make_mesh(config)
+  _, abstract, state = state_lib.init_state(
+    config, protocols.head_sizes(state_lib.run_targets(config)), 0, 0, state_lib.make_mesh(config)
   )
   latest = os.path.join(workdir, "checkpoints", "fold1_seed0", "latest")
-  loaded, _ = trainer.load_for_eval(("latest", latest, 7), abstract, state)
+  loaded, _ = run_checkpoints.load_for_eval(("latest", latest, 7), abstract, state)
   with ocp.PyTreeCheckpointer() as checkpointer:
     raw = checkpointer.restore(os.path.join(latest, "7", "state"))["model"]
   a, b = _leaves(loaded["model"]), _leaves(raw)

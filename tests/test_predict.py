@@ -14,7 +14,7 @@ from emer_jax.data.source import open_source
 from emer_jax.predict import recordings, samples
 from tests.recording_testing import astronaut_frames, write_video
 from tests.test_train import REPO, TINY
-from tfds_emer import faces, release
+from tfds_emer import face_media, faces, release
 from tfds_emer.release import ReleaseError
 
 RUN = "fold1_seed0"
@@ -121,7 +121,7 @@ def test_faces_found_and_centred_on_a_moving_relit_face(tmp_path):
   assert r > b and r > g
   video = tmp_path / "face.mp4"
   write_video(video, frames)
-  assert release.read_faces(None, video, 8).shape == (8, 112, 112, 3)
+  assert face_media.read_faces(None, video, 8).shape == (8, 112, 112, 3)
 
 
 def test_no_face_missing_gaze_and_unreadable_files_each_say_so(loaded, test_sample, tmp_path):

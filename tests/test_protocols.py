@@ -14,8 +14,8 @@ from sklearn import metrics as skm
 from emer_jax.config import protocol_config
 from emer_jax.evaluation import predictions
 from emer_jax.evaluation.metrics import reference_style_metrics
-from emer_jax.evaluation.suite import cell_config
 from emer_jax.protocols import PROTOCOLS, TARGETS
+from emer_jax.suite import cell_config
 from tests.test_train import TINY
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -152,7 +152,7 @@ def get_config():
 """
   )
   workdir = tmp_path / "suite"
-  args = ("-m", "emer_jax.evaluation.suite", f"--config={suite_config}", f"--workdir={workdir}")
+  args = ("-m", "emer_jax.suite", f"--config={suite_config}", f"--workdir={workdir}")
   out = _python(*args, env={"PYTHONPATH": REPO})
   assert "er_va er_valence/ccc" in out
   cells = [workdir / "er_va" / m for m in ("eye_only", "eye_lstm")]

@@ -39,7 +39,7 @@ COMMANDS = _commands()
 
 def test_readme_has_the_three_commands():
   modules = [c[2] for c in COMMANDS]
-  assert {"emer_jax.main", "pytest", "emer_jax.evaluation.suite", "tfds_emer.build"} <= set(modules)
+  assert {"emer_jax.main", "pytest", "emer_jax.suite", "tfds_emer.build"} <= set(modules)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c[:4]) for c in COMMANDS])

@@ -164,7 +164,7 @@ PLAN = [
     skip="a protocol config with options: configs are loaded in tests/test_protocols.py",
   ),
   Step(
-    "emer_jax.evaluation.suite --config=configs/suite.py:small",
+    "emer_jax.suite --config=configs/suite.py:small",
     (
       '--config.protocols=("er7",)',
       '--config.model_names=("eye_only",)',  # no face encoder: compiles in seconds
@@ -172,7 +172,7 @@ PLAN = [
     ),
   ),
   Step(
-    "emer_jax.evaluation.suite --config=configs/suite.py:check",
+    "emer_jax.suite --config=configs/suite.py:check",
     skip="paper-scale EMER-Sim, half an hour",
   ),
   _face_only_stand_in,

@@ -183,7 +183,7 @@ def _python(*args):
 @pytest.mark.slow
 def test_robustness_command_and_suite_option_on_a_tiny_run(small_data_dir, tmp_path):
   from configs.suite import get_config as suite_config
-  from emer_jax.evaluation.suite import run_suite
+  from emer_jax.suite import run_suite
 
   overrides = {
     "data_dir": small_data_dir,

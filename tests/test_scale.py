@@ -19,6 +19,8 @@ from jax.sharding import AxisType
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.protocols import head_sizes
+from emer_jax.train import runs as runs_lib
+from emer_jax.train import state as state_lib
 from emer_jax.train import steps, trainer
 from tests.conftest import tiny_run_config
 from tests.test_train import REPO, TINY, tiny_config
@@ -36,7 +38,7 @@ def tiny_run(small_data_dir):
   config.model.face_encoder.blocks = (1, 1, 1, 1)  # each mesh compiles its own step: keep it small
   config.model.transformer.depth = 1
   data = open_source(config.dataset, small_data_dir, prepare=False)
-  targets = trainer.run_targets(config)
+  targets = state_lib.run_targets(config)
   data = pipeline.with_normalisation(data, np.arange(len(data)), config)
   ds = iter(pipeline.train_dataset(data, np.arange(len(data)), config, targets, seed=0))
   return config, targets, [next(ds) for _ in range(3)]
@@ -44,7 +46,7 @@ def tiny_run(small_data_dir):
 
 def _train_step(config, targets, mesh):
   """(step, state): the jitted train step and a fresh state laid out on `mesh`."""
-  graphdef, _, state = trainer.init_state(config, head_sizes(targets), 0, 100, mesh)
+  graphdef, _, state = state_lib.init_state(config, head_sizes(targets), 0, 100, mesh)
   step = steps.make_train_step(
     graphdef, dtype=jnp.dtype(config.dtype), alpha=0.01, beta=0.01, head_weights={}
   )
@@ -153,7 +155,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(
     return to_global(batch, mesh)
 
   monkeypatch.setattr(pipeline, "to_global", poison_fifth_training_batch)
-  with pytest.raises(trainer.NonFiniteError, match="Non-finite loss and gradients at step 5"):
+  with pytest.raises(runs_lib.NonFiniteError, match="Non-finite loss and gradients at step 5"):
     trainer.train_and_evaluate(tiny_run_config(small_data_dir), str(tmp_path))
   latest = ocp.CheckpointManager(tmp_path / "checkpoints" / "fold1_seed0" / "latest")
   assert latest.all_steps() == [2, 4]

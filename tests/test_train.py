@@ -16,7 +16,8 @@ from flax import nnx
 from emer_jax import models
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
-from emer_jax.train import optim, steps, trainer
+from emer_jax.train import optim, steps
+from emer_jax.train import state as state_lib
 from tests.faults import assert_clean_exit
 from tests.noise import assert_quiet
 from tests.test_writers import scalar_events
@@ -53,10 +54,10 @@ def tiny_config(data_dir):
 def test_train_steps_decrease_the_loss_on_8_devices(small_data_dir):
   config = tiny_config(small_data_dir)
   config.learning_rate = 1e-2
-  mesh = trainer.make_mesh(config)
+  mesh = state_lib.make_mesh(config)
   assert mesh.shape == {"data": 8, "model": 1}
   data = open_source(config.dataset, small_data_dir, prepare=False)
-  targets = trainer.run_targets(config)
+  targets = state_lib.run_targets(config)
   data = pipeline.with_normalisation(data, np.arange(len(data)), config)
   batch = next(iter(pipeline.train_dataset(data, np.arange(len(data)), config, targets, seed=0)))
   with jax.set_mesh(mesh):

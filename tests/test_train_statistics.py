@@ -3,9 +3,11 @@
 import json
 import os
 
+from emer_jax import workdir as workdir_lib
 from emer_jax.config import base_config
 from emer_jax.data import pipeline
 from emer_jax.data.source import EmerSource, open_source
+from emer_jax.train import state as state_lib
 from emer_jax.train import trainer
 from tfds_emer.stats import RunningStats
 
@@ -66,11 +68,11 @@ def test_test_fold_eye_values_leave_the_training_losses_unchanged(
   original = open_source("emer/synthetic_small", small_data_dir, prepare=False)
   losses, stats = [], []
   for name, data in (("original", original), ("louder", _rebuilt(original))):
-    monkeypatch.setattr(trainer, "open_source", lambda *a, data=data, **k: data)
+    monkeypatch.setattr(state_lib, "open_source", lambda *a, data=data, **k: data)
     workdir = str(tmp_path / name)
     trainer.train_and_evaluate(_config(small_data_dir), workdir)
     losses.append(_losses(workdir))
-    path = pipeline.normalisation_path(workdir, TEST_FOLD, 0)
+    path = workdir_lib.normalisation_path(workdir, TEST_FOLD, 0)
     stats.append(pipeline.load_normalisation(path).to_dict())
   assert len(losses[0]) == 3
   assert losses[0] == losses[1]

@@ -17,11 +17,13 @@ import pytest
 from flax import nnx
 
 from emer_jax import cli, config_check, models
+from emer_jax import suite as suite_lib
+from emer_jax import workdir as workdir_lib
 from emer_jax.data.source import open_source
-from emer_jax.evaluation import suite as suite_lib
 from emer_jax.protocols import head_sizes
-from emer_jax.train import checkpoint, trainer
-from emer_jax.train import workdir as workdir_lib
+from emer_jax.train import checkpoint, eval_mode, run_checkpoints, trainer
+from emer_jax.train import runs as runs_lib
+from emer_jax.train import state as state_lib
 from tests import faults
 from tests.conftest import tiny_run_config
 from tests.test_train import REPO, TINY
@@ -89,7 +91,7 @@ def test_eval_mode_then_training_rerun_after_a_kill_equals_an_uninterrupted_run(
 def test_eval_mode_with_nothing_to_evaluate_names_what_it_looked_for(small_data_dir, tmp_path):
   config = tiny_run_config(small_data_dir)
   config.mode = "eval"
-  with pytest.raises(trainer.NothingToEvaluate, match="fold1_seed0/best or .*fold1_seed0/latest"):
+  with pytest.raises(eval_mode.NothingToEvaluate, match="fold1_seed0/best or .*fold1_seed0/latest"):
     trainer.train_and_evaluate(config, str(tmp_path))
   assert os.listdir(tmp_path) == []
 
@@ -192,23 +194,23 @@ def test_a_checkpoint_of_another_model_is_an_error_naming_the_key(finished):
   workdir, config = finished
   config = config.copy_and_resolve_references()
   config.model.feature_dim = 8
-  heads = head_sizes(trainer.run_targets(config))
+  heads = head_sizes(state_lib.run_targets(config))
 
   def init():
     model = models.build_model(config.model, heads=heads, rngs=nnx.Rngs(0))
     return {"model": model, "optimizer": nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)}
 
-  mesh = trainer.make_mesh(config)
+  mesh = state_lib.make_mesh(config)
   _, abstract = nnx.get_abstract_model(init, mesh)
   before = _snapshot(workdir)
   latest = ocp.CheckpointManager(os.path.join(workdir, "checkpoints", "fold1_seed0", "latest"))
   with pytest.raises(checkpoint.CheckpointMismatch, match=r"latest/6 does not fit.*shape"):
-    trainer.restore_latest(latest, abstract, {}, "host")
+    run_checkpoints.restore_latest(latest, abstract, {}, "host")
   assert _snapshot(workdir) == before  # nothing deleted or moved aside
 
 
 def test_stream_keys_of_a_seed_are_not_those_of_another():
-  keys = [jax.random.key_data(k).tolist() for s in range(4) for k in trainer.stream_keys(s)]
+  keys = [jax.random.key_data(k).tolist() for s in range(4) for k in state_lib.stream_keys(s)]
   assert len({str(k) for k in keys}) == len(keys)
 
 
@@ -261,9 +263,9 @@ def test_runs_together_on_the_host_is_an_error_naming_both_keys(small_data_dir):
   with pytest.raises(
     config_check.ConfigError, match=r"parallel_runs=3 needs .* resolved to 'host'"
   ):
-    trainer.resolve_placement(config, data)
+    state_lib.resolve_placement(config, data)
   config.parallel_runs = 0
-  assert trainer.resolve_placement(config, data) == ("host", None)
+  assert state_lib.resolve_placement(config, data) == ("host", None)
   config.input.placement, config.model.eye_columns = "device", "clocks"
   with pytest.raises(config_check.ConfigError, match="model.eye_columns='clocks': the data on"):
     config_check.check(config)
@@ -339,7 +341,7 @@ def test_a_non_finite_stop_is_one_line_and_ctrl_c_exits_130(monkeypatch, capsys)
   message = "Non-finite loss and gradients at step 2; the update was skipped and the run stopped."
 
   def non_finite(argv):
-    raise trainer.NonFiniteError(message)
+    raise runs_lib.NonFiniteError(message)
 
   def interrupted(argv):
     raise KeyboardInterrupt
@@ -353,3 +355,19 @@ def test_a_non_finite_stop_is_one_line_and_ctrl_c_exits_130(monkeypatch, capsys)
   assert capsys.readouterr().err == (
     "Interrupted. Rerun the same command to resume from the last checkpoint.\n"
   )
+
+
+def test_a_config_recorded_before_keys_were_added_or_removed_is_read_with_defaults(tmp_path):
+  """config.json of older code lacks today's keys (they take their defaults) and may hold keys
+  since removed: neither is "another config"; a key set off its default still is."""
+  from emer_jax import config as config_lib
+
+  config = config_lib.protocol_config("er7")
+  old = workdir_lib.config_json(config)
+  assert old.pop("weight_decay") == config_lib.base_config().weight_decay
+  old["input"]["a_key_since_removed"] = 3
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  workdir_lib.check_same_config(str(tmp_path), config)
+  config.weight_decay += 1
+  with pytest.raises(workdir_lib.ConfigChanged, match=r"weight_decay: [\d.e-]+ there"):
+    workdir_lib.check_same_config(str(tmp_path), config)

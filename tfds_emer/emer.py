@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from tqdm import tqdm
 
-from tfds_emer import eye_export, parallel, release
+from tfds_emer import eye_export, face_media, parallel, release
 from tfds_emer.example import make_example
 from tfds_emer.release import ReleaseError
 from tfds_emer.sim.config import SimConfig
@@ -196,7 +196,7 @@ def decode_release_sample(job) -> tuple[str, dict | None, list[str], list[str]]:
   except ReleaseError as e:
     return sid, None, e.problems, warnings
   try:
-    frames = release.read_faces(
+    frames = face_media.read_faces(
       files.frame_dir,
       files.video,
       face_frames,

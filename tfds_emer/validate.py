@@ -19,7 +19,7 @@ import numpy as np
 from absl import flags
 from tqdm import tqdm
 
-from tfds_emer import eye_export, logs, release
+from tfds_emer import eye_export, face_media, logs, release
 from tfds_emer import release_layout as layout
 from tfds_emer.vocabulary import EMOTIONS
 
@@ -187,7 +187,7 @@ def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=Fals
     report.faces["face video"] += video is not None
     if deep or (frame_dir is None and video is None):
       try:
-        release.read_faces(
+        face_media.read_faces(
           frame_dir,
           video,
           face_frames,

@@ -152,13 +152,8 @@ def with_normalisation(data: EmerSource, indices, config) -> EmerSource:
   return dataclasses.replace(data, normalisation=normalisation_stats(data, indices, config))
 
 
-def normalisation_path(workdir: str, fold: int, seed: int) -> str:
-  """Where a run records its statistics: `<workdir>/runs/fold{k}_seed{s}.normalisation.json`."""
-  return os.path.join(workdir, "runs", f"fold{fold}_seed{seed}.normalisation.json")
-
-
 def load_normalisation(path: str) -> Normalisation:
-  """A run's recorded statistics (see `normalisation_path`); a missing file is an error."""
+  """A run's recorded statistics (`workdir.normalisation_path`); a missing file is an error."""
   if not os.path.exists(path):
     raise FileNotFoundError(
       f"No normalisation statistics at {path}: the run that wrote the checkpoint records them "

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from emer_jax import workdir as workdir_lib
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.evaluation import predictions, tables
 from emer_jax.protocols import TARGETS
@@ -137,7 +138,7 @@ def read_runs(workdir, runs: Sequence[Mapping]) -> list[tuple[int, pd.DataFrame]
   return [
     (
       run["fold"],
-      predictions.read_predictions(predictions.predictions_path(workdir, run["fold"], run["seed"])),
+      predictions.read_predictions(workdir_lib.predictions_path(workdir, run["fold"], run["seed"])),
     )
     for run in runs
   ]

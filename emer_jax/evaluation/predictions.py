@@ -15,14 +15,11 @@ import pandas as pd
 
 from emer_jax.evaluation.metrics import reference_style_metrics, target_metrics
 from emer_jax.protocols import TARGETS
+from emer_jax.workdir import predictions_path  # predictions.predictions_path: notebooks use it
 
 PRED_PREFIX = "pred_"
 PROB_PREFIX = "prob_"
 MASKED = "masked"
-
-
-def predictions_path(out_dir, fold: int, seed: int) -> Path:
-  return Path(out_dir) / f"predictions_fold{fold}_seed{seed}.csv"
 
 
 def write_predictions(

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emer_jax import workdir as workdir_lib
 from emer_jax.evaluation import bootstrap, plots, predictions, tables
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.protocols import TARGETS
@@ -38,7 +39,7 @@ def reference_style(workdir, results, batch_size: int = REFERENCE_BATCH_SIZE) ->
   """The `ref_` metrics of every run, from its predictions CSV, with their mean and std."""
   runs = []
   for run in results["runs"]:
-    frame = predictions.read_predictions(predictions.predictions_path(workdir, *_key(run)))
+    frame = predictions.read_predictions(workdir_lib.predictions_path(workdir, *_key(run)))
     computed = predictions.metrics_from_predictions(frame, reference_batch_size=batch_size)
     scores = {
       target: {k: v for k, v in values.items() if k.startswith(metrics_lib.REFERENCE_PREFIX)}
@@ -105,7 +106,7 @@ def write_per_class_recall(workdir, results) -> Path:
 def write_plots(workdir, results) -> None:
   out = Path(workdir) / "plots"
   summed = {}
-  metrics_jsonl = Path(workdir) / "metrics.jsonl"
+  metrics_jsonl = Path(workdir_lib.metrics_path(workdir))
   for run in results["runs"]:
     fold, seed = _key(run)
     tag = f"fold{fold}_seed{seed}"
@@ -128,7 +129,7 @@ def write_plots(workdir, results) -> None:
         summed[target] = summed.get(target, 0) + np.asarray(values["confusion"])
       else:
         if frame is None:
-          frame = predictions.read_predictions(predictions.predictions_path(workdir, fold, seed))
+          frame = predictions.read_predictions(workdir_lib.predictions_path(workdir, fold, seed))
         plots.plot_regression_scatter(
           frame[target],
           frame[predictions.PRED_PREFIX + target],

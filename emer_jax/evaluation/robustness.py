@@ -32,13 +32,16 @@ from absl import app, flags, logging
 from tqdm.auto import tqdm
 
 from emer_jax import cli, logs
+from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
 from emer_jax.evaluation import corruptions as corruptions_lib
 from emer_jax.evaluation import metrics as metrics_lib
 from emer_jax.evaluation import plots, tables
 from emer_jax.protocols import TARGETS, get_protocol, head_sizes
-from emer_jax.train import steps, trainer
+from emer_jax.train import eval_mode, run_checkpoints, run_eval, steps
+from emer_jax.train import runs as runs_lib
+from emer_jax.train import state as state_lib
 
 FLAGS = flags.FLAGS
 OUTPUT = "robustness"
@@ -76,17 +79,19 @@ def selected_state(config, workdir: str, run: dict, targets, mesh):
   """(graphdef, state) holding the weights a run was tested with: its `best` checkpoint at the
   selected step, else its `latest` at that step (a run without validation), else the config's
   `init_checkpoint` (eval mode)."""
-  name = trainer.run_name(run["fold"], run["seed"])
-  graphdef, abstract, state = trainer.init_state(config, head_sizes(targets), run["seed"], 1, mesh)
+  name = workdir_lib.run_name(run["fold"], run["seed"])
+  graphdef, abstract, state = state_lib.init_state(
+    config, head_sizes(targets), run["seed"], 1, mesh
+  )
   run_dir = os.path.join(workdir, "checkpoints", name)
   step = run["selected_step"]
   with jax.set_mesh(mesh):
     for kind in ("best", "latest"):
       directory = os.path.join(run_dir, kind)
       if os.path.isdir(os.path.join(directory, str(step))):
-        return graphdef, trainer.load_for_eval((kind, directory, step), abstract, state)[0]
+        return graphdef, run_checkpoints.load_for_eval((kind, directory, step), abstract, state)[0]
     if config.init_checkpoint and step == 0:
-      return graphdef, trainer.with_init_checkpoint(config, graphdef, state)
+      return graphdef, state_lib.with_init_checkpoint(config, graphdef, state)
   raise FileNotFoundError(
     f"Run {name} was tested at step {step}, but neither {run_dir}/best nor {run_dir}/latest "
     "holds that step (and the config has no init_checkpoint)."
@@ -136,14 +141,14 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
   report (see the module docstring). `names` limits the corruptions (`none` always runs)."""
   workdir = os.path.abspath(workdir)
   results = _read_results(workdir)
-  mesh = trainer.make_mesh(config)
+  mesh = state_lib.make_mesh(config)
   data = open_source(config.dataset, config.data_dir, prepare=False, cache=config.input.cache)
-  targets = trainer.run_targets(config)
+  targets = state_lib.run_targets(config)
   settings = _settings(config, names)
   per_row = [[] for _ in settings]
   frequent = []
   for run in results["runs"]:
-    split = trainer.run_split(config, data, run["fold"])
+    split = runs_lib.run_split(config, data, run["fold"])
     if len(split.test) != run["num_test"]:
       raise ValueError(
         f"Fold {run['fold']} has {len(split.test)} test samples here but {run['num_test']} in "
@@ -151,7 +156,9 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
       )
     graphdef, state = selected_state(config, workdir, run, targets, mesh)
     out = os.path.join(workdir, "robustness")
-    run_data = trainer.eval_normalised(config, data, split, workdir, out, run["fold"], run["seed"])
+    run_data = eval_mode.eval_normalised(
+      config, data, split, workdir, out, run["fold"], run["seed"]
+    )
     corrupt_fn = corruptions_lib.make_corrupt_fn(pipeline.normalisation(run_data))
     eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
     labels = {name: data.index[name][split.test] for name in targets}
@@ -170,7 +177,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
         if corruption is not None:
           key = _corruption_key(seed, corruption)
           step = _corrupted_step(eval_step, corrupt_fn, corruption, amount, key)
-        outputs = trainer.predict(step, state, run_data, split.test, config, targets, mesh)
+        outputs = run_eval.predict(step, state, run_data, split.test, config, targets, mesh)
         rows.append(metrics_lib.fold_metrics(labels, outputs, masked))
     if not _same_metrics(per_row[0][-1], run["metrics"]):
       logging.warning(
@@ -235,7 +242,7 @@ def headline_metrics(report) -> list[str]:
 def write_report(report: dict, out_dir: str) -> None:
   """robustness.json, .csv, .md and degradation.png in out_dir."""
   os.makedirs(out_dir, exist_ok=True)
-  trainer.write_json(os.path.join(out_dir, "robustness.json"), report)
+  workdir_lib.write_json(os.path.join(out_dir, "robustness.json"), report)
   lines = []
   for row in report["rows"]:
     key = {k: row[k] for k in ("corruption", "modality", "severity", "amount")}

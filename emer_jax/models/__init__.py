@@ -38,7 +38,7 @@ def build_model(config, *, heads: dict[str, int], rngs: nnx.Rngs, dtype=jnp.floa
     model = _construct(config, dict(heads), rngs, dtype)
   encoders = getattr(model, "encoders", None)
   if config.face_encoder.pretrained and encoders is not None and "face" in encoders.modalities:
-    from emer_jax.convert import load_resnet_weights  # convert builds models: import late
+    from emer_jax.convert.state_dict import load_resnet_weights  # noqa: PLC0415
 
     load_resnet_weights(model.encoders.encoders["face"].backbone, config.face_encoder.pretrained)
   model.eval()

@@ -20,9 +20,10 @@ import tensorflow_datasets as tfds
 from flax import nnx
 
 from emer_jax import logs, models
-from emer_jax.config_check import UserError
+from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import EmerSource, resolve_data_dir
+from emer_jax.errors import UserError
 from emer_jax.protocols import TARGETS, head_sizes
 from emer_jax.train import steps
 from emer_jax.train.checkpoint import restore_model
@@ -120,9 +121,11 @@ def read_config(path: str) -> ml_collections.ConfigDict:
 
 def run_names(workdir: str) -> list[str]:
   """Runs of a workdir that have a selected checkpoint, e.g. ['fold1_seed0', ...]."""
-  root = os.path.join(workdir, "checkpoints")
+  root = workdir_lib.under(workdir, "checkpoints")
   names = sorted(os.listdir(root)) if os.path.isdir(root) else []
-  return [n for n in names if os.path.isdir(os.path.join(root, n, "best"))]
+  return [
+    n for n in names if os.path.isdir(os.path.join(workdir_lib.checkpoints_dir(workdir, n), "best"))
+  ]
 
 
 class UnfinishedRun(UserError):
@@ -149,17 +152,16 @@ def _restore_best(run_dir: str, model: nnx.Module) -> tuple[nnx.State, int]:
 
 
 def _finished(workdir: str, run: str) -> bool:
-  """Whether the run wrote its finished record, `W/runs/<run>.json` (trainer.finished_run)."""
-  from emer_jax.train.trainer import run_json_path
-
-  return os.path.exists(run_json_path(workdir, *_fold_seed(run)))
+  """Whether the run wrote its finished record, `W/runs/<run>.json` (workdir.finished_run)."""
+  return os.path.exists(workdir_lib.run_json_path(workdir, *_fold_seed(run)))
 
 
 def unfinished_message(workdir: str, runs: list[str]) -> str:
   """One line naming each unfinished run and its last step, and the two ways on."""
   named = ", ".join(
-    f"{r} (last checkpoint: step {_last_step(os.path.join(workdir, 'checkpoints', r, 'latest'))}, "
-    f"best so far: step {_last_step(os.path.join(workdir, 'checkpoints', r, 'best'))})"
+    f"{r} (last checkpoint: step "
+    f"{_last_step(os.path.join(workdir_lib.checkpoints_dir(workdir, r), 'latest'))}, best so far: "
+    f"step {_last_step(os.path.join(workdir_lib.checkpoints_dir(workdir, r), 'best'))})"
     for r in runs
   )
   several = len(runs) > 1
@@ -241,10 +243,10 @@ def from_workdir(
   """Every run's selected model (or `run`'s) of a training workdir. A run without its finished
   record is refused (`UnfinishedRun`) unless `allow_unfinished`; `source` names each run's
   checkpoint step and whether all runs finished."""
-  from emer_jax.train.trainer import run_targets  # the trainer decides a run's heads
+  from emer_jax.train.state import run_targets  # the trainer decides a run's heads
 
   workdir = os.path.abspath(workdir)
-  config = read_config(os.path.join(workdir, "config.json"))
+  config = read_config(workdir_lib.under(workdir, "config.json"))
   names = run_names(workdir)
   if run:
     if run not in names:
@@ -261,7 +263,7 @@ def from_workdir(
   states, run_steps = [], {}
   with logs.progress(len(names), "loading checkpoints", unit="run") as bar:
     for n in names:
-      state, run_steps[n] = _restore_best(os.path.join(workdir, "checkpoints", n), model)
+      state, run_steps[n] = _restore_best(workdir_lib.checkpoints_dir(workdir, n), model)
       states.append(state)
       bar.update()
   data_dir = data_dir or config.get("data_dir", "")
@@ -280,8 +282,8 @@ def _fold_seed(run: str) -> tuple[int, int]:
 
 
 def _normalisation_path(workdir: str, run: str) -> str:
-  """The statistics a run normalised its inputs with (`pipeline.normalisation_path`)."""
-  return pipeline.normalisation_path(workdir, *_fold_seed(run))
+  """The statistics a run normalised its inputs with (`workdir.normalisation_path`)."""
+  return workdir_lib.normalisation_path(workdir, *_fold_seed(run))
 
 
 def from_checkpoint(

@@ -12,7 +12,7 @@ import numpy as np
 
 from emer_jax.predict.model import Settings
 from tfds_emer import example as example_lib
-from tfds_emer import faces, release
+from tfds_emer import face_media, faces, release
 from tfds_emer import release_layout as layout
 from tfds_emer.release import ReleaseError
 
@@ -87,9 +87,9 @@ def _faces(recording: Recording, settings: Settings):
   """(crops, frames_total, frames_with_face) of the recording's faces."""
   if recording.frames is not None:
     count = sum(1 for p in recording.frames.iterdir() if p.suffix.lower() in layout.FRAME_SUFFIXES)
-    crops = release.read_faces(recording.frames, None, settings.face_frames, settings.face_size)
+    crops = face_media.read_faces(recording.frames, None, settings.face_frames, settings.face_size)
     return crops, count, count
-  video = release.read_video(recording.video)
+  video = face_media.read_video(recording.video)
   try:
     found = faces.face_crops(video, settings.face_frames, settings.face_size)
   except faces.FaceError as e:

@@ -6,7 +6,8 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from emer_jax.config_check import NOT_ORBAX, ORBAX_METADATA, UserError
+from emer_jax.config_check import NOT_ORBAX, ORBAX_METADATA
+from emer_jax.errors import UserError
 
 
 class CheckpointMismatch(UserError, ValueError):

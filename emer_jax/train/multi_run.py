@@ -21,9 +21,9 @@ from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from emer_jax import models
 from emer_jax.data import on_device, pipeline
 from emer_jax.train import optim, steps
+from emer_jax.train import state as state_lib
 
 RUNS = "runs"
 
@@ -46,19 +46,11 @@ def replicated(mesh) -> NamedSharding:
 
 
 def _model_and_optimizer(config, heads, seed):
-  params, dropout = jax.random.split(jax.random.key(seed))  # as trainer.stream_keys
-  model = models.build_model(
-    config.model,
-    heads=heads,
-    rngs=nnx.Rngs(params=params, dropout=dropout),
-    dtype=jnp.dtype(config.dtype),
-  )
-  optimizer = nnx.Optimizer(model, optim.make_injected_optimizer(config), wrt=nnx.Param)
-  return {"model": model, "optimizer": optimizer}
+  return state_lib.model_and_optimizer(config, heads, seed, optim.make_injected_optimizer(config))
 
 
 def init_states(config, heads: dict, seeds, mesh):
-  """(graphdef, state): one model and optimiser per seed, as `trainer.init_state` creates them
+  """(graphdef, state): one model and optimiser per seed, as `state.init_state` creates them
   (same initial weights for a seed) but with the learning rate in the optimiser state, stacked
   on the run axis and born sharded over 'runs'."""
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: _model_and_optimizer(config, heads, 0)))

@@ -1,5 +1,5 @@
 """Jit-compiled train and eval steps over the split (graphdef, state) of
-{'model': …, 'optimizer': …} (`trainer.init_state`)."""
+{'model': …, 'optimizer': …} (`state.init_state`)."""
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,7 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
   A step whose loss or gradients are not finite leaves the state unchanged and reports
   `finite/loss` or `finite/grads` = False, so the caller can stop with the last good state.
   Under a mesh, the new state keeps the layout its partitioning annotations give (the layout
-  `trainer.init_state` creates): left to GSPMD, some variables would come back sharded
+  `state.init_state` creates): left to GSPMD, some variables would come back sharded
   differently and the next call would compile again.
   """
 

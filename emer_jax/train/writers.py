@@ -9,6 +9,7 @@ import os
 import jax
 import numpy as np
 
+from emer_jax import workdir as workdir_lib
 from emer_jax.train.losses import task_loss
 
 
@@ -43,7 +44,7 @@ class MetricWriter:
   def __init__(self, workdir: str, run_name: str, tags: dict, resume_step: int = 0):
     self._active = jax.process_index() == 0
     self._tags = tags
-    self._path = os.path.join(workdir, "metrics.jsonl")
+    self._path = workdir_lib.metrics_path(workdir)
     self._tb = None
     if not self._active:
       return
@@ -51,7 +52,7 @@ class MetricWriter:
     from tensorboardX import SummaryWriter
 
     self._tb = SummaryWriter(
-      os.path.join(workdir, "tensorboard", run_name), purge_step=resume_step or None
+      workdir_lib.tensorboard_dir(workdir, run_name), purge_step=resume_step or None
     )
 
   def _truncate(self, resume_step: int):

@@ -1,6 +1,6 @@
 """Runs protocols × models and writes one comparison table (Markdown, CSV, LaTeX).
 
-  python -m emer_jax.evaluation.suite --config=configs/suite.py[:small] [--workdir=W]
+  python -m emer_jax.suite --config=configs/suite.py[:small] [--workdir=W]
 
 Each cell (protocol, model) trains in its own workdir `W/<protocol>/<model>` with
 `emer_jax.train.trainer.train_and_evaluate`, so it writes every per-run report. A cell whose
@@ -74,11 +74,11 @@ def check_suite(suite) -> None:
 def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
   """The cell's results: read when finished with the same config, else trained (resuming what
   was started)."""
-  from emer_jax.train import workdir as workdir_lib
+  from emer_jax import workdir as workdir_lib
   from emer_jax.train.trainer import train_and_evaluate
 
   config = cell_config(suite, protocol, model)
-  path = os.path.join(workdir, "results.json")
+  path = workdir_lib.results_path(workdir)
   if os.path.exists(path):
     with open(path) as f:
       results = json.load(f)

@@ -1,0 +1,112 @@
+"""Eval mode (`mode='eval'`): tests `init_checkpoint`, else each run's `best` (else `latest`),
+writing only `W/eval/`; it never trains, and never writes anything training owns."""
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+from absl import logging
+
+from emer_jax import workdir as workdir_lib
+from emer_jax.data import pipeline
+from emer_jax.errors import UserError
+from emer_jax.protocols import head_sizes
+from emer_jax.train import run_checkpoints, run_eval, steps
+from emer_jax.train import runs as runs_lib
+from emer_jax.train import state as state_lib
+
+
+class NothingToEvaluate(UserError):
+  pass
+
+
+def evaluate(config, workdir: str) -> dict:
+  """Tests `init_checkpoint`, else each run's `best` (else its `latest`), writing `workdir/eval/`.
+
+  Never trains, and never writes anything training owns.
+  """
+  sources = {}
+  if not config.init_checkpoint:
+    workdir_lib.check_same_config(workdir, config)
+    sources = _eval_sources(config, workdir)
+  out_dir = workdir_lib.eval_dir(workdir)
+  data, mesh = state_lib.open_data(config)
+  if jax.process_index() == 0:
+    os.makedirs(out_dir, exist_ok=True)
+  workdir_lib.write_json(os.path.join(out_dir, "config.json"), workdir_lib.config_json(config))
+  targets = state_lib.run_targets(config)
+  runs = []
+  for seed in config.seeds:
+    for fold in config.folds:
+      graphdef, abstract, state = state_lib.init_state(config, head_sizes(targets), seed, 0, mesh)
+      split = runs_lib.run_split(config, data, fold)
+      run_data = eval_normalised(config, data, split, workdir, out_dir, fold, seed)
+      with jax.set_mesh(mesh):
+        source = sources.get((fold, seed))
+        if source is None:
+          state = state_lib.with_init_checkpoint(config, graphdef, state)
+          evaluated = os.path.abspath(config.init_checkpoint)
+        else:
+          state, evaluated = run_checkpoints.load_for_eval(source, abstract, state)
+        logging.info("Evaluating %s: %s.", workdir_lib.run_name(fold, seed), evaluated)
+        eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
+        desc = f"{workdir_lib.run_name(fold, seed)}: evaluating {len(split.test)} test samples"
+        outputs, test = run_eval.outputs_and_metrics(
+          eval_step, state, run_data, split.test, config, targets, mesh, desc
+        )
+      result = {
+        "fold": fold,
+        "seed": seed,
+        "evaluated": evaluated,
+        "num_test": len(split.test),
+        "metrics": test,
+        "config": workdir_lib.config_json(config),
+      }
+      if source is not None:  # a run's own checkpoint: its step, and whether training finished
+        finished = os.path.exists(workdir_lib.run_json_path(workdir, fold, seed))
+        result |= {"checkpoint_step": source[2], "finished": finished}
+      run_eval.write_run(out_dir, result, data, split.test, targets, outputs)
+      runs.append(result)
+  return run_eval.write_results(config, out_dir, runs, workdir_lib.config_json(config))
+
+
+def eval_normalised(config, data, split, workdir, out_dir, fold, seed):
+  """`data` with the run's recorded training statistics; where the run recorded none (e.g. an
+  `init_checkpoint` from elsewhere), those of its training part, recorded under `out_dir`."""
+  recorded = workdir_lib.normalisation_path(workdir, fold, seed)
+  if os.path.exists(recorded):
+    return dataclasses.replace(data, normalisation=pipeline.load_normalisation(recorded))
+  return runs_lib.normalised(
+    data, split.train, config, workdir_lib.normalisation_path(out_dir, fold, seed)
+  )
+
+
+def _eval_sources(config, workdir) -> dict:
+  """(fold, seed) -> (kind, directory, step) of what to test: `best`, else `latest`."""
+  sources, missing = {}, []
+  for seed in config.seeds:
+    for fold in config.folds:
+      run_dir = workdir_lib.checkpoints_dir(workdir, workdir_lib.run_name(fold, seed))
+      for kind in ("best", "latest"):
+        directory = os.path.join(run_dir, kind)
+        found = os.path.isdir(directory) and ocp.utils.checkpoint_steps(directory)
+        if found:
+          sources[(fold, seed)] = (kind, directory, max(found))
+          if kind == "latest":
+            logging.warning(
+              "%s has no best checkpoint; evaluating its latest (step %d).",
+              workdir_lib.run_name(fold, seed),
+              max(found),
+            )
+          break
+      else:
+        missing.append(run_dir)
+  if missing:
+    raise NothingToEvaluate(
+      "Nothing to evaluate: no init_checkpoint is set and there is no checkpoint in "
+      + ", ".join(f"{d}/best or {d}/latest" for d in missing)
+      + ". Train first, or set --config.init_checkpoint=DIR/model."
+    )
+  return sources

@@ -1,0 +1,212 @@
+"""A workdir W: every path and record under it, one writer at a time, the config it started with.
+
+Layout:
+  .lock                        held by the one process writing here (`locked`)
+  config.json                  the config the workdir was started with (a rerun must match it)
+  metrics.jsonl                one line per logged step: step, fold, seed, train/…, val/…
+  tensorboard/fold{k}_seed{s}  TensorBoard events
+  checkpoints/fold{k}_seed{s}/latest      full training state and, by placement, the grain
+                                          iterator (`data`) or a `placement` record (resume)
+  checkpoints/fold{k}_seed{s}/best        model weights chosen on validation, with their score
+  checkpoints/fold{k}_seed{s}/unreadable  damaged checkpoints moved aside on resume
+  runs/fold{k}_seed{s}.json    a finished run's test metrics and config (a rerun skips it)
+  runs/fold{k}_seed{s}.normalisation.json   eye/gaze mean and std of the run's training part
+  results.json                 every run's test metrics, their mean and std, the config
+  eval/                        what `mode='eval'` writes (the same files); training never reads it
+
+`open_workdir` holds `W/.lock` (process 0 of a job; a second process stops at once naming the
+holder), compares the config against `W/config.json` and writes that file only once the config
+is accepted. A rerun whose config differs in a key outside `config_check.MAY_DIFFER` stops before
+writing anything; `restart=True` moves the old contents aside to `W/before-restart-<time>/`.
+"""
+
+import contextlib
+import datetime
+import json
+import os
+import pathlib
+
+import jax
+import numpy as np
+
+from emer_jax import config as config_lib
+from emer_jax import config_check
+from emer_jax.errors import UserError
+from tfds_emer import locks
+
+CONFIG = "config.json"
+LOCK = ".lock"
+EVAL_DIR = "eval"
+
+
+class ConfigChanged(UserError):
+  pass
+
+
+def run_name(fold: int, seed: int) -> str:
+  return f"fold{fold}_seed{seed}"
+
+
+def _json_safe(obj):
+  """NaN (e.g. the std of a single run) becomes null, so the files are strict JSON."""
+  if isinstance(obj, dict):
+    return {k: _json_safe(v) for k, v in obj.items()}
+  if isinstance(obj, list | tuple):
+    return [_json_safe(v) for v in obj]
+  if isinstance(obj, float) and not np.isfinite(obj):
+    return None
+  return obj
+
+
+def write_json(path: str, obj):
+  """Writes atomically (a kill never leaves half a file), from process 0 only."""
+  if jax.process_index():
+    return
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(_json_safe(obj), f, indent=2, allow_nan=False)
+  os.replace(tmp, path)
+
+
+def config_json(config) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+def under(workdir: str, *parts: str) -> str:
+  """An absolute path under the workdir (Orbax, for one, refuses relative ones)."""
+  return os.path.join(os.path.abspath(workdir), *parts)
+
+
+def runs_dir(out_dir: str) -> str:
+  return under(out_dir, "runs")
+
+
+def run_json_path(out_dir, fold, seed) -> str:
+  return under(out_dir, "runs", f"{run_name(fold, seed)}.json")
+
+
+def normalisation_path(out_dir: str, fold: int, seed: int) -> str:
+  """Where a run records its statistics: `<out_dir>/runs/fold{k}_seed{s}.normalisation.json`."""
+  return under(out_dir, "runs", f"{run_name(fold, seed)}.normalisation.json")
+
+
+def checkpoints_dir(workdir: str, run: str) -> str:
+  """`W/checkpoints/<run>`: the run's `latest`, `best` and `unreadable` folders."""
+  return under(workdir, "checkpoints", run)
+
+
+def results_path(out_dir: str) -> str:
+  return under(out_dir, "results.json")
+
+
+def metrics_path(workdir: str) -> str:
+  return under(workdir, "metrics.jsonl")
+
+
+def tensorboard_dir(workdir: str, run: str) -> str:
+  return under(workdir, "tensorboard", run)
+
+
+def predictions_path(out_dir, fold: int, seed: int) -> pathlib.Path:
+  return pathlib.Path(out_dir) / f"predictions_{run_name(fold, seed)}.csv"
+
+
+def eval_dir(workdir: str) -> str:
+  """`W/eval`: what eval mode writes (the same files as training); training never reads it."""
+  return under(workdir, EVAL_DIR)
+
+
+def read_config(workdir: str) -> dict | None:
+  path = under(workdir, CONFIG)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def as_read_now(old: dict, new: dict) -> dict:
+  """A recorded flat config as today's code reads it: a key added since takes its default (that
+  is what the code did before the key existed); a key since removed means nothing now."""
+  try:
+    defaults = config_check.flat(config_lib.base_config(old.get("model.variant", "reference")))
+  except (KeyError, ValueError):
+    defaults = {}
+  return {k: old[k] if k in old else defaults[k] for k in new if k in old or k in defaults}
+
+
+def changed_message(what: str, old: dict, new: dict, ways: str) -> str | None:
+  """None when the configs agree on every key that matters, `old` read as today's code reads it
+  (`as_read_now`), else the error message."""
+  new = config_check.flat(new)
+  differ = config_check.differences(as_read_now(config_check.flat(old), new), new)
+  if not differ:
+    return None
+  listed = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in differ)
+  return f"{what} was started with another config ({listed}). {ways}"
+
+
+def check_same_config(workdir: str, config) -> None:
+  old = read_config(workdir)
+  if old is None:
+    return
+  message = changed_message(
+    f"The workdir {workdir}",
+    old,
+    config_json(config),
+    "Use a new --workdir, pass the same config, or add --restart to move the old contents "
+    f"aside (to {workdir}/before-restart-<time>/) and start over.",
+  )
+  if message:
+    raise ConfigChanged(message)
+
+
+def move_aside(workdir: str) -> str | None:
+  """Moves everything but the lock into `before-restart-<time>/`; returns that folder."""
+  entries = [e for e in os.listdir(workdir) if e != LOCK and not e.startswith("before-restart-")]
+  if not entries:
+    return None
+  stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+  aside = os.path.join(workdir, f"before-restart-{stamp}")
+  os.makedirs(aside)
+  for entry in entries:
+    os.rename(os.path.join(workdir, entry), os.path.join(aside, entry))
+  return aside
+
+
+def write_config(workdir: str, config) -> None:
+  """Records the accepted config once: a rerun's keys that may differ do not replace it."""
+  if read_config(workdir) is not None:
+    return
+  write_json(under(workdir, CONFIG), config_json(config))
+
+
+@contextlib.contextmanager
+def locked(workdir: str):
+  """The workdir's lock, held by process 0 of the job (other processes only follow it)."""
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index():
+    yield
+    return
+  with locks.exclusive(os.path.join(workdir, LOCK), f"The workdir {workdir}"):
+    yield
+
+
+def finished_run(config, workdir, fold, seed) -> dict | None:
+  """The recorded result of a finished run (a rerun skips it), or None; one recorded under
+  another config is an error."""
+  path = run_json_path(workdir, fold, seed)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    result = json.load(f)
+  if "config" not in result:  # recorded before runs kept their config: config.json vouches
+    return result
+  message = changed_message(
+    f"The finished run {path}",
+    result["config"],
+    config_json(config),
+    "Rerun with the config it was trained with, or use a new --workdir.",
+  )
+  if message:
+    raise ConfigChanged(message)
+  return result
