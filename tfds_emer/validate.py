@@ -19,7 +19,7 @@ import numpy as np
 from absl import flags
 from tqdm import tqdm
 
-from tfds_emer import eye_export, face_media, logs, release
+from tfds_emer import eye_export, face_media, logs, release, report_text
 from tfds_emer import release_layout as layout
 from tfds_emer.vocabulary import EMOTIONS
 
@@ -100,25 +100,14 @@ class Report:
     )
 
   def text(self) -> str:
-    out = [f"EMER release at {self.manual_dir}", "information:"]
-    out += [f"  {x}" for x in self.information()]
-    for name, items in (("warnings", self.warnings), ("defects", self.problems)):
-      if items:
-        out += [f"{name} ({len(items)}):"] + [f"  {x}" for x in items]
-    out.append(self.summary())
-    return "\n".join(out)
-
-  def summary(self) -> str:
-    counts = f"{_count(len(self.problems), 'defect')}, {_count(len(self.warnings), 'warning')}"
-    if self.ok:
-      return f"OK: {_count(len(self.samples), 'sample')}, {counts}"
-    return (
-      f"FAILED: {_count(len(self.samples), 'readable sample')}, {counts}; the build would stop."
+    title = f"EMER release at {self.manual_dir}"
+    return report_text.text(
+      title, self.information(), [], self.warnings, self.problems, self.summary()
     )
 
-
-def _count(n: int, noun: str) -> str:
-  return f"{n} {noun}{'' if n == 1 else 's'}"
+  def summary(self) -> str:
+    n = len(self.samples)
+    return report_text.summary(self.ok, n, n, "sample", self.warnings, self.problems)
 
 
 def validate(manual_dir, face_frames: int = 32, deep: bool = True, progress=False) -> Report:

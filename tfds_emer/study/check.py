@@ -13,7 +13,7 @@ import dataclasses
 
 from tqdm import tqdm
 
-from tfds_emer import parallel
+from tfds_emer import parallel, report_text
 from tfds_emer.study import layout, recording
 from tfds_emer.trackers.schema import RecordingError
 
@@ -73,7 +73,7 @@ class StudyReport:
     info.append(
       f"folds ({how}): "
       + "; ".join(
-        f"{k}: {_count(len(v), 'recording')}, {_count(len(set(v)), 'subject')}"
+        f"{k}: {report_text.count(len(v), 'recording')}, {report_text.count(len(set(v)), 'subject')}"
         for k, v in sorted(folds.items())
       )
     )
@@ -117,27 +117,15 @@ class StudyReport:
     ]
 
   def text(self) -> str:
-    out = [f"study at {self.study.root}", "information:"]
-    out += [f"  {x}" for x in self.information()]
-    if self.rows:
-      out += [f"recordings ({len(self.rows)}):"] + [f"  {x}" for x in self.table()]
-    for name, items in (("warnings", self.warnings), ("defects", self.problems)):
-      if items:
-        out += [f"{name} ({len(items)}):"] + [f"  {x}" for x in items]
-    out.append(self.summary())
-    return "\n".join(out)
-
-  def summary(self) -> str:
-    counts = f"{_count(len(self.problems), 'defect')}, {_count(len(self.warnings), 'warning')}"
-    if self.ok:
-      return f"OK: {_count(len(self.study.entries), 'recording')}, {counts}"
-    return (
-      f"FAILED: {_count(len(self.rows), 'readable recording')}, {counts}; the build would stop."
+    table = [(f"recordings ({len(self.rows)}):", self.table() if self.rows else [])]
+    title = f"study at {self.study.root}"
+    return report_text.text(
+      title, self.information(), table, self.warnings, self.problems, self.summary()
     )
 
-
-def _count(n: int, noun: str) -> str:
-  return f"{n} {noun}{'' if n == 1 else 's'}"
+  def summary(self) -> str:
+    total, readable = len(self.study.entries), len(self.rows)
+    return report_text.summary(self.ok, total, readable, "recording", self.warnings, self.problems)
 
 
 def check_recording(entry: layout.Entry, study: layout.Study, problems: list, warnings: list):

@@ -14,7 +14,7 @@ import re
 import cv2
 import numpy as np
 
-from tfds_emer import eye_export, faces, release
+from tfds_emer import eye_export, face_media, faces, release
 from tfds_emer.example import sample_frames
 from tfds_emer.study.layout import FRAME_SUFFIXES, Entry, Study, StudyError
 from tfds_emer.trackers import registry, schema
@@ -138,7 +138,7 @@ def read_faces(entry: Entry, study: Study, num: int, seconds: float | None, warn
       picked.append(frame)
     return _as_rgb(picked)
   try:
-    decoded = release.read_video(entry.video, warnings)
+    decoded = face_media.read_video(entry.video, warnings)
   except release.ReleaseError as e:
     raise StudyError(e.problems) from e
   if seconds is not None:
