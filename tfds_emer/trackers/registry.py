@@ -36,12 +36,7 @@ def formats() -> dict[str, Format]:
   """Every registered format by name, in detection order."""
   found = {}
   for module in MODULES:
-    try:
-      mod = importlib.import_module(f"tfds_emer.trackers.{module}")
-    except ModuleNotFoundError as e:
-      if e.name != f"tfds_emer.trackers.{module}":
-        raise
-      continue
+    mod = importlib.import_module(f"tfds_emer.trackers.{module}")
     for fmt in mod.FORMATS if hasattr(mod, "FORMATS") else (mod.FORMAT,):
       found[fmt.name] = fmt
   return found
