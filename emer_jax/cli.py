@@ -138,6 +138,7 @@ def _parse_flags(argv):
 
 
 def _fail(message: str, status: int = 1):
+  logs.hide_library_errors()  # the process ends here: writer threads' logs of it stay hidden
   print(f"Error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
   sys.exit(status)
 

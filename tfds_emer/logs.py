@@ -47,15 +47,12 @@ def _verbosity_given() -> bool:
   return bool(flags.FLAGS["verbosity"].present)
 
 
-@contextlib.contextmanager
-def library_errors_hidden():
-  """Library error logs are hidden in the block and, if it raises, after it: for a call whose
-  failure reaches the caller as an exception that the command says in one line (Orbax logs a
-  full disk from each of its writer threads, and asyncio each task's error again at exit).
-  --verbosity shows them."""
+def hide_library_errors():
+  """Hides library error logs from now on, unless --verbosity: for a command about to end with
+  its one-line error (Orbax logs a full disk from each of its writer threads, asyncio each
+  task's error again at exit). Returns a function that shows them again."""
   if flags.FLAGS.is_parsed() and _verbosity_given():
-    yield
-    return
+    return lambda: None
   verbosity, excepthook = absl_logging.get_verbosity(), sys.excepthook
   levels = {name: logging.getLogger(name).level for name in ("", "asyncio")}
   absl_logging.set_verbosity(absl_logging.FATAL)
@@ -63,11 +60,25 @@ def library_errors_hidden():
     logging.getLogger(name).setLevel(logging.CRITICAL)
   # tensorstore's callbacks into an asyncio loop Orbax has closed print through sys.excepthook
   sys.excepthook = lambda *args: None
-  yield  # on an exception, stays hidden: the threads may still log after it
-  absl_logging.set_verbosity(verbosity)
-  sys.excepthook = excepthook
-  for name, level in levels.items():
-    logging.getLogger(name).setLevel(level)
+
+  def show():
+    absl_logging.set_verbosity(verbosity)
+    sys.excepthook = excepthook
+    for name, level in levels.items():
+      logging.getLogger(name).setLevel(level)
+
+  return show
+
+
+@contextlib.contextmanager
+def library_errors_hidden():
+  """Library error logs are hidden in the block (see `hide_library_errors`): for a call whose
+  failure reaches the caller as an exception that the command says in one line."""
+  show = hide_library_errors()
+  try:
+    yield
+  finally:
+    show()
 
 
 def run(main, **kwargs):
