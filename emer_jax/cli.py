@@ -128,6 +128,7 @@ def flag_error(argv, error: Exception) -> str:
 
 
 def _parse_flags(argv):
+  # Before parsing: ml_collections prints a traceback of a config file that fails to load.
   message = config_file_error(argv)
   if message:
     _fail(message)
