@@ -55,7 +55,7 @@ def init_states(config, heads: dict, seeds, mesh):
   on the run axis and born sharded over 'runs'."""
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: _model_and_optimizer(config, heads, 0)))
   init = jax.vmap(lambda seed: nnx.state(_model_and_optimizer(config, heads, seed)))
-  state = jax.jit(init, out_shardings=run_sharding(mesh))(jnp.asarray(seeds, jnp.int32))
+  state = state_lib.run_once(init, run_sharding(mesh), jnp.asarray(seeds, jnp.int32))
   return graphdef, state
 
 
