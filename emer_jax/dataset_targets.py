@@ -89,6 +89,12 @@ def resolve(config):
       f"protocol={config.protocol!r}: the dataset {config.dataset} has no label "
       f"{', '.join(map(repr, unknown))}; its labels are {described(known) or 'none'}"
     )
+  kinds = {known[n].kind for n in protocols.get_protocol(config.protocol).targets}
+  if len(kinds) > 1:
+    raise UnknownLabel(
+      f"protocol={config.protocol!r} mixes classes and regression targets; a protocol's "
+      "targets are of one kind: name the others in extra_targets to train them alongside"
+    )
   config.labels = ml_collections.ConfigDict({n: known[n].to_label() for n in wanted(config)})
   eye_columns = tuple(info.metadata.get("eye_columns") or ()) if info.metadata else ()
   eye_width, gaze_width = info.features["eye"].shape[-1], info.features["gaze"].shape[-1]
