@@ -39,7 +39,8 @@ def dataset_info(name: str, data_dir: str):
 
 
 def labels_of(info) -> dict[str, protocols.Target]:
-  """Every label of a dataset, in feature order: class labels and float scalars."""
+  """Every label of a dataset: class labels and float scalars, in the order its metadata lists
+  them (a study's `labels`), else in feature order."""
   out = {}
   for name, feature in info.features.items():
     if name in NOT_LABELS or feature.shape != ():
@@ -48,7 +49,9 @@ def labels_of(info) -> dict[str, protocols.Target]:
       out[name] = protocols.Target(name, "classification", tuple(feature.names))
     elif feature.np_dtype.kind == "f":
       out[name] = protocols.Target(name, "regression")
-  return out
+  listed = [label["name"] for label in (info.metadata or {}).get("labels", [])]
+  order = {name: i for i, name in enumerate(listed)}
+  return dict(sorted(out.items(), key=lambda item: order.get(item[0], len(order))))
 
 
 def described(targets: dict) -> str:
