@@ -31,9 +31,9 @@ def dataset_info(name: str, data_dir: str):
   data_dir = resolve_data_dir(data_dir)
   try:
     return tfds.builder(name, data_dir=data_dir).info
-  except Exception as e:  # noqa: BLE001 - TFDS raises several kinds for a dataset not there
+  except Exception:  # noqa: BLE001 - TFDS raises several kinds for a dataset not there
     raise UserError(
-      f"dataset={name!r}: not found in {data_dir} ({type(e).__name__}); build a study with "
+      f"dataset={name!r}: not found in {data_dir}; build a study with "
       f"python -m tfds_emer.build --study=STUDY --data_dir={data_dir}"
     ) from None
 

@@ -115,13 +115,12 @@ class Normalisation:
       k: np.asarray(d[k], np.float32) for k in ("eye_mean", "eye_std", "gaze_mean", "gaze_std")
     }
     for name in ("eye", "gaze"):
-      width = arrays[f"{name}_mean"].shape[0] if arrays[f"{name}_mean"].ndim == 1 else 0
-      for k in (f"{name}_mean", f"{name}_std"):
-        if not width or arrays[k].shape != (width,) or not np.isfinite(arrays[k]).all():
-          raise ValueError(
-            f"{where}: {k} has shape {arrays[k].shape}; expected one finite value per column, "
-            f"as many for {name}_mean and {name}_std."
-          )
+      mean, std = arrays[f"{name}_mean"], arrays[f"{name}_std"]
+      if mean.ndim != 1 or std.shape != mean.shape or not np.isfinite([*mean, *std]).all():
+        raise ValueError(
+          f"{where}: {name}_mean has shape {mean.shape} and {name}_std {std.shape}; expected "
+          "one finite value per column in each."
+        )
       if (arrays[f"{name}_std"] <= 0).any():
         raise ValueError(f"{where}: {name}_std must be positive.")
     return cls(**arrays, **{k: d[k] for k in ("eye_clocks", "num_samples", "num_rows")})
