@@ -4,15 +4,19 @@ import json
 import subprocess
 import sys
 
+import jax.numpy as jnp
+import numpy as np
 import pandas as pd
 import pytest
+import tensorflow_datasets as tfds
 
 from emer_jax import config_check, dataset_targets, protocols
 from emer_jax.config import base_config
 from emer_jax.errors import UserError
+from emer_jax.evaluation import corruptions
 from tests.test_train import REPO, TINY
 from tfds_emer import build, fake_study
-from tfds_emer.study.check import validate_study
+from tfds_emer.trackers import schema
 
 PLAN = fake_study.Plan(recordings=16, subjects=4, frames=4, seconds=1.0, eye_rate=30.0)
 SMALL = [
@@ -25,14 +29,14 @@ SMALL = [
 @pytest.fixture(scope="session")
 def built_study(tmp_path_factory):
   """(study folder, data_dir): 16 recordings of 4 subjects, Tobii TSV and Gazepoint CSV eye
-  files, face videos and frame folders, validated and built as `emer_study/my_study`."""
+  files, face videos and frame folders, built as `emer_study/my_study` (the build validates
+  every recording first, as `validate` does, and records the formats it found)."""
   root = tmp_path_factory.mktemp("study") / "my_study"
   fake_study.write_study(root, PLAN)
-  report = validate_study(root)
-  assert report.ok, report.text()
-  assert set(report.formats.values()) == {"tobii", "gazepoint"}
   data_dir = tmp_path_factory.mktemp("study_data")
   build.build_study(root, data_dir, face_frames=2, workers=1)
+  info = tfds.builder("emer_study/my_study", data_dir=str(data_dir)).info
+  assert set(info.metadata["formats"].values()) == {"tobii", "gazepoint"}
   return root, str(data_dir)
 
 
@@ -115,3 +119,30 @@ def test_a_study_trains_from_the_command_line_and_predicts_from_mixed_exports(
     assert list(probabilities) == list(fake_study.EMOTIONS)
     for name, p in probabilities.items():
       assert p == pytest.approx(row[f"prob_emotion_{name}"], abs=1e-4)
+
+
+def test_rows_dropped_by_robustness_look_like_a_study_builds_lost_rows():
+  rng = np.random.default_rng(0)
+  values = rng.normal(size=(24, schema.WIDTH)) * 50 + 100
+  values[:, schema.INDEX["time_ms"]] = np.arange(24) * 20.0
+  invalid = np.zeros(24, bool)
+  invalid[5:13] = True
+  lost = values.copy()
+  for field in ("gaze_x", "gaze_y", "pupil_left", "pupil_right", "fixation_x", "fixation_y"):
+    lost[invalid, schema.INDEX[field]] = np.nan
+  lost[np.ix_(invalid, [schema.INDEX["valid_left"], schema.INDEX["valid_right"]])] = 0.0
+  raw = schema.filled(schema.Recording(values, "test", "-"))
+  expected = schema.filled(schema.Recording(lost, "test", "-"))
+  mean, std = raw.mean(axis=0), raw.std(axis=0) + 1.0
+  gaze = slice(1, 3)
+  eye, gaze_rows = corruptions.drop_eye_rows(
+    jnp.asarray((raw - mean) / std),
+    jnp.asarray((raw[:, gaze] - mean[gaze]) / std[gaze]),
+    jnp.asarray(invalid),
+    (mean, std),
+    (mean[gaze], std[gaze]),
+  )
+  np.testing.assert_allclose(np.asarray(eye) * std + mean, expected, rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(
+    np.asarray(gaze_rows) * std[gaze] + mean[gaze], expected[:, gaze], rtol=1e-5, atol=1e-3
+  )
