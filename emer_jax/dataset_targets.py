@@ -21,7 +21,7 @@ STUDY_DATASET = "emer_study/"
 NOT_LABELS = ("sample_id", "subject_id", "fold")  # per-sample fields that identify a sample
 
 
-class UnknownLabel(UserError, KeyError):
+class LabelError(UserError, KeyError):
   def __str__(self):  # KeyError would quote the message
     return str(self.args[0])
 
@@ -78,7 +78,7 @@ def resolve(config):
   if not protocols.is_study(config.protocol):
     if config.dataset.startswith(STUDY_DATASET):
       known = labels_of(dataset_info(config.dataset, config.data_dir))
-      raise UnknownLabel(
+      raise LabelError(
         f"protocol={config.protocol!r} predicts EMER's labels; the dataset {config.dataset} has "
         f"its own ({described(known) or 'none'}): set protocol='study:<label>'"
       )
@@ -88,13 +88,13 @@ def resolve(config):
   known = labels_of(info)
   unknown = [n for n in wanted(config) if n not in known]
   if unknown:
-    raise UnknownLabel(
+    raise LabelError(
       f"protocol={config.protocol!r}: the dataset {config.dataset} has no label "
       f"{', '.join(map(repr, unknown))}; its labels are {described(known) or 'none'}"
     )
   kinds = {known[n].kind for n in protocols.get_protocol(config.protocol).targets}
   if len(kinds) > 1:
-    raise UnknownLabel(
+    raise LabelError(
       f"protocol={config.protocol!r} mixes classes and regression targets; a protocol's "
       "targets are of one kind: name the others in extra_targets to train them alongside"
     )
