@@ -23,8 +23,9 @@ from tfds_emer.study import layout as study_layout
 from tfds_emer.study import recording as study_recording
 from tfds_emer.trackers import schema
 
-# Eye exports beside the faces: Tobii and generic tables, iMotions text, EyeLink ASC and EDF.
-EYE_SUFFIXES = (*layout.EYE_SUFFIXES, ".txt", ".asc", ".edf")
+# Eye exports beside the faces: tables (Tobii, iMotions, Gazepoint, generic), EyeLink ASC and
+# EDF. In a study's `eye/` folder every file or folder is an export (iMotions .txt, Pupil Labs).
+EYE_SUFFIXES = (*layout.EYE_SUFFIXES, ".asc", ".edf")
 
 
 class RecordingError(ReleaseError):
@@ -57,9 +58,10 @@ class Loaded:
 
 def find_recordings(input_dir) -> list[Recording]:
   """Recordings in `input_dir`, matched by ID: an eye export `<ID>.<ext>` (.tsv, .csv, .xlsx,
-  .txt, .asc, .edf) and a face video `<ID>.mp4|…` or a folder of aligned frames `<ID>/`, side
-  by side, in the release's folders (`eye_movement data/`, `face video/`, `face_light_align
-  image/`) or in a study's (`eye/`, where a folder is an export too, `video/`, `frames/`)."""
+  .asc, .edf) and a face video `<ID>.mp4|…` or a folder of aligned frames `<ID>/`, side by
+  side, in the release's folders (`eye_movement data/`, `face video/`, `face_light_align
+  image/`) or in a study's (`eye/`, where any file or folder is an export, `video/`,
+  `frames/`)."""
   root = pathlib.Path(input_dir)
   if not root.is_dir():
     raise FileNotFoundError(f"--input_dir {root} is not a folder.")
@@ -98,7 +100,7 @@ def find_recordings(input_dir) -> list[Recording]:
   if not recordings:
     raise RecordingError(
       [
-        f"{root}: no eye export (<ID>.tsv, .csv, .xlsx, .txt, .asc or .edf) here, in "
+        f"{root}: no eye export (<ID>.tsv, .csv, .xlsx, .asc or .edf) here, in "
         f"'{layout.EYE_DIR}/' or in '{study_layout.EYE_DIR}/'."
       ]
     )
