@@ -1,12 +1,13 @@
 """Input corruptions for the robustness protocol: pure, seeded `jnp` functions on a model batch.
 
 A batch is what the evaluation pipeline gives the model (`emer_jax.data.pipeline`): `face`
-uint8 (B, T, H, W, 3), `eye` (B, R, 39; a study's 22) and `gaze` (B, R, 2) rows normalised with the dataset's
-statistics, `fixation_map` (B, S, S, 1) in [0, 1]. `corrupt(batch, key, corruption, amount)`
-returns the batch with the corruption applied at that amount; it runs under `jit`, on the
-devices, batch by batch. Randomness comes from `key`, split per sample, and the random choices
-(noise directions, which rows, where the patch goes) do not depend on the amount, so a higher
-severity applies more of the same corruption to the same sample.
+uint8 (B, T, H, W, 3), `eye` (B, R, 39; a study's 22) and `gaze` (B, R, 2) rows normalised with
+the dataset's statistics, `fixation_map` (B, S, S, 1) in [0, 1].
+`corrupt(batch, key, corruption, amount)` returns the batch with the corruption applied at that
+amount; it runs under `jit`, on the devices, batch by batch. Randomness comes from `key`, split
+per sample, and the random choices (noise directions, which rows, where the patch goes) do not
+depend on the amount, so a higher severity applies more of the same corruption to the same
+sample.
 
 What each corruption means:
 - `remove`: the stream is absent, i.e. zeros of the model's input (`models.modality_dropout.
@@ -23,7 +24,8 @@ What each corruption means:
   read 0 and its movement type reads "eyes not found"; timestamps, event duration and event
   index keep their values (in a study's tracker schema: both eyes invalid, gaze, pupils and
   fixation flagged as not measured, time and event kept). The gaze rows are the same rows of
-  the same tracker and are interpolated alike. The fixation map, rendered from all rows at build time, is unchanged.
+  the same tracker and are interpolated alike. The fixation map, rendered from all rows at build
+  time, is unchanged.
 - `occlusion`: a mid-grey square covering a share of the frame's area, at one random place
   per sample, the same in every frame.
 - `blur`: Gaussian blur of every frame with this standard deviation in pixels.
@@ -207,12 +209,16 @@ def interpolate_invalid(x, invalid, fill):
 
 
 def drop_eye_rows(eye, gaze, invalid, eye_stats, gaze_stats):
-  """One sample's eye (R, 39 or a study's 22) and gaze (R, 2) rows with `invalid` rows as the build leaves them
-  (see the module docstring); `*_stats` are the (mean, std) the pipeline normalised with."""
+  """One sample's eye (R, 39, or a study's 22) and gaze (R, 2) rows with `invalid` rows as the
+  build leaves them (see the module docstring); `*_stats` are the (mean, std) the pipeline
+  normalised with. An eye stream of clock columns only (`eye_clocks_only`) keeps its values."""
   (eye_mean, eye_std), (gaze_mean, gaze_std) = eye_stats, gaze_stats
+  zero_gaze = jnp.asarray(-gaze_mean / gaze_std, gaze.dtype)
+  row = INVALID_ROW.get(eye.shape[-1])
+  if row is None:
+    return eye, interpolate_invalid(gaze, invalid, zero_gaze)
   zero_eye = jnp.asarray(-eye_mean / eye_std, eye.dtype)  # a raw 0, normalised
   out = interpolate_invalid(eye, invalid, zero_eye)
-  row = INVALID_ROW[eye.shape[-1]]
   out = out.at[:, row.kept].set(eye[:, row.kept])
   marks = np.zeros(eye.shape[-1], np.float32)
   marks[row.marked] = row.marks
@@ -220,7 +226,6 @@ def drop_eye_rows(eye, gaze, invalid, eye_stats, gaze_stats):
   out = out.at[:, row.marked].set(
     jnp.where(invalid[:, None], marks[row.marked], eye[:, row.marked])
   )
-  zero_gaze = jnp.asarray(-gaze_mean / gaze_std, gaze.dtype)
   return out, interpolate_invalid(gaze, invalid, zero_gaze)
 
 
