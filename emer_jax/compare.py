@@ -23,7 +23,7 @@ from emer_jax import cli, logs
 from emer_jax.config_check import flat, may_differ
 from emer_jax.evaluation import tables
 from emer_jax.evaluation.summary import model_name, read_config
-from emer_jax.protocols import get_protocol
+from emer_jax.protocols import get_protocol, use_labels
 
 METRICS = {
   "classification": ("war", "uar", "f1_weighted", "war_masked", "war_unmasked"),
@@ -71,7 +71,9 @@ def read_workdir(workdir) -> tuple[dict, dict]:
     raise FileNotFoundError(
       f"{path} is missing: {workdir} is not a finished run (rerun emer_jax.main on it to finish)."
     )
-  return read_config(workdir), json.loads(path.read_text())
+  config = read_config(workdir)
+  use_labels(config.get("labels"))  # a study's targets, as its run recorded them
+  return config, json.loads(path.read_text())
 
 
 def _folds(results) -> str:

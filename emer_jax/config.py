@@ -16,8 +16,11 @@ def base_config(variant: str = "reference") -> ml_collections.ConfigDict:
   c.mode = "train"  # or 'eval': test `init_checkpoint`, else each run's best, into W/eval/
   c.dataset = "emer/synthetic"  # a TFDS name with its builder config
   c.data_dir = ""  # '' means $TFDS_DATA_DIR or ~/tensorflow_datasets
-  c.protocol = "er7"  # see emer_jax.protocols.PROTOCOLS
+  c.protocol = "er7"  # see emer_jax.protocols.PROTOCOLS, or 'study:<label>[,<label>…]'
   c.extra_targets = ()  # more heads trained jointly (multitask), e.g. ('fer_emotion',)
+  # A 'study:' protocol's targets as the dataset names them, {label: {kind, classes}}: filled
+  # from the dataset when a run starts (emer_jax.dataset_targets), never set by hand.
+  c.labels = ml_collections.ConfigDict()
   c.fold_scheme = "reference"  # or 'subject'
   c.folds = (1, 2, 3, 4, 5)  # test folds, one run each
   c.val_fraction = 0.15  # share of training subjects held out for model selection
@@ -87,7 +90,9 @@ _COUNTERPART = {"er": "fer", "fer": "er"}
 def _counterparts(targets) -> tuple[str, ...]:
   out = []
   for name in targets:
-    view, rest = name.split("_", 1)
+    view, _, rest = name.partition("_")
+    if view not in _COUNTERPART:  # a study's label has no other view
+      continue
     other = f"{_COUNTERPART[view]}_{rest}"
     if other in TARGETS and other not in targets:
       out.append(other)

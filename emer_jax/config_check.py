@@ -15,7 +15,7 @@ import numpy as np
 
 from emer_jax.errors import UserError  # config_check.UserError: where it lived before
 from emer_jax.models.config import VARIANTS
-from emer_jax.protocols import PROTOCOLS, TARGETS
+from emer_jax.protocols import PROTOCOLS, STUDY, TARGETS, is_study, study_labels
 
 DTYPES = ("float32", "bfloat16", "float16")
 PLACEMENTS = ("auto", "device", "host")  # input.placement
@@ -85,13 +85,23 @@ def config_errors(c) -> list[str]:
       errors.append(f"{key}={_get(c, key)!r}: {allowed}")
 
   need(c.mode in ("train", "eval"), "mode", "expected 'train' or 'eval'")
-  need(c.protocol in PROTOCOLS, "protocol", f"expected one of {sorted(PROTOCOLS)}")
+  study = is_study(c.protocol)
+  need(
+    c.protocol in PROTOCOLS or (study and study_labels(c.protocol)),
+    "protocol",
+    f"expected one of {sorted(PROTOCOLS)}, or '{STUDY}<label>[,<label>…]' naming labels of the "
+    "dataset (each once)",
+  )
   unknown = [t for t in c.extra_targets if t not in TARGETS]
-  need(not unknown, "extra_targets", f"unknown {unknown}; expected names from {sorted(TARGETS)}")
+  need(
+    study or not unknown,  # a study's labels are checked against its dataset
+    "extra_targets",
+    f"unknown {unknown}; expected names from {sorted(TARGETS)}",
+  )
   need(
     c.fold_scheme in ("reference", "subject"), "fold_scheme", "expected 'reference' or 'subject'"
   )
-  errors += _sequence_errors("folds", c.folds, lambda f: _positive_int(f) and f <= 5)
+  errors += _sequence_errors("folds", c.folds, lambda f: _positive_int(f) and (study or f <= 5))
   errors += _sequence_errors("seeds", c.seeds, lambda s: isinstance(s, int) and s >= 0)
   need(
     isinstance(c.val_fraction, int | float) and 0 <= c.val_fraction < 1,
@@ -117,7 +127,7 @@ def config_errors(c) -> list[str]:
     value = _get(c, key)
     need(_non_negative(value) and math.isfinite(value), key, "expected a finite number ≥ 0")
   unknown = [t for t in c.loss.head_weights if t not in TARGETS]
-  need(not unknown, "loss.head_weights", f"unknown targets {unknown}")
+  need(study or not unknown, "loss.head_weights", f"unknown targets {unknown}")
   need(c.grl.schedule in ("constant", "dann"), "grl.schedule", "expected 'constant' or 'dann'")
   need(c.input.channel_order in ("rgb", "bgr"), "input.channel_order", "expected 'rgb' or 'bgr'")
   for key in ("input.num_frames", "input.num_eye_rows", "input.num_threads"):

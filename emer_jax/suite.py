@@ -34,10 +34,10 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from emer_jax import cli, compare, config_check, logs
+from emer_jax import cli, compare, config_check, dataset_targets, logs
 from emer_jax.config import protocol_config
 from emer_jax.evaluation import bootstrap, tables
-from emer_jax.protocols import PROTOCOLS, get_protocol
+from emer_jax.protocols import PROTOCOLS, get_protocol, study_labels
 
 FLAGS = flags.FLAGS
 
@@ -56,9 +56,12 @@ def cell_config(suite, protocol: str, model: str):
 def check_suite(suite) -> None:
   """Every protocol, model name and cell config is valid: checked before any cell trains."""
   errors = []
-  unknown = [p for p in suite.protocols if p not in PROTOCOLS]
+  unknown = [p for p in suite.protocols if p not in PROTOCOLS and not study_labels(p)]
   if unknown:
-    errors.append(f"protocols: unknown {unknown}; expected names from {sorted(PROTOCOLS)}")
+    errors.append(
+      f"protocols: unknown {unknown}; expected names from {sorted(PROTOCOLS)} or "
+      "'study:<label>[,<label>…]'"
+    )
   missing = [m for m in suite.model_names if m not in suite.models]
   if missing:
     errors.append(f"model_names: unknown {missing}; the suite's models are {sorted(suite.models)}")
@@ -77,7 +80,7 @@ def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
   from emer_jax import workdir as workdir_lib
   from emer_jax.train.trainer import train_and_evaluate
 
-  config = cell_config(suite, protocol, model)
+  config = dataset_targets.resolve(cell_config(suite, protocol, model))
   path = workdir_lib.results_path(workdir)
   if os.path.exists(path):
     with open(path) as f:

@@ -73,11 +73,13 @@ def test_frames_and_pro_lab_export_predict_as_evaluation_does(loaded, test_sampl
     "frames_with_face",
     "eye_rows_total",
     "eye_rows_valid",
+    "eye_format",
     "heads",
     "gap",
     "warnings",
   }
   assert entry["id"] == sid and entry["frames_total"] == entry["frames_with_face"] == 16
+  assert entry["eye_format"] == "tobii"
   assert entry["eye_rows_total"] == len(example["eye"]) >= entry["eye_rows_valid"] > 0
   for target in ("er_emotion", "fer_emotion"):
     head = entry["heads"][target]

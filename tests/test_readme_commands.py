@@ -121,6 +121,16 @@ def _study_built(root, proc):
   assert (root / "DATA" / "emer_study" / "my_study" / "1.0.0" / "dataset_info.json").is_file()
 
 
+def _study_trained(root, proc):
+  results = json.loads((root / "runs" / "my_study" / "results.json").read_text())
+  assert results["targets"] == ["emotion"] and results["config"]["labels"]["emotion"]["classes"]
+
+
+def _study_predicted(root, proc):
+  recordings = json.loads((root / "out" / "my_study.json").read_text())["recordings"]
+  assert {r["eye_format"] for r in recordings} == {"tobii", "gazepoint"}, recordings
+
+
 def _face_only_stand_in(root):
   """compare's second workdir: a copy of runs/er7 stands in for the face-only run."""
   shutil.copytree(os.path.join(root, "runs", "er7"), os.path.join(root, "runs", "er7_face_only"))
@@ -145,6 +155,14 @@ PLAN = [
   Step("tfds_emer.fake_study --output=my_study", ("--frames=8",)),
   Step("tfds_emer.validate --study=my_study"),
   Step("tfds_emer.build --study=my_study --data_dir=DATA", check=_study_built),
+  Step("--config.dataset=emer_study/NAME", skip="placeholders: the worked example runs below"),
+  Step("--workdir=runs/NAME --input_dir=RECORDINGS", skip="placeholders: the example runs below"),
+  Step(
+    "--config.dataset=emer_study/my_study",
+    (*STEPS, *TINY),
+    check=_study_trained,
+  ),
+  Step("--workdir=runs/my_study --input_dir=my_study", ("--nopicture",), check=_study_predicted),
   Step(
     "--workdir=runs/er7_real --config.dataset=emer/real --config.data_dir=DATA",
     ("--config.folds=(1,)", *AS_QUICKSTART),

@@ -7,9 +7,9 @@ from tfds_emer import emer, eye_export, vocabulary
 def test_emer_jax_reexports_the_dataset_names():
   assert protocols.EMOTIONS is vocabulary.EMOTIONS
   assert protocols.POLARITIES is vocabulary.POLARITIES
-  assert list(protocols.TARGETS) == [f.name for f in vocabulary.LABEL_FIELDS]
+  assert list(protocols.EMER_TARGETS) == [f.name for f in vocabulary.LABEL_FIELDS]
   for field in vocabulary.LABEL_FIELDS:
-    target = protocols.TARGETS[field.name]
+    target = protocols.EMER_TARGETS[field.name]
     assert target.class_names == field.classes
     assert target.kind == ("classification" if field.is_class else "regression")
 

@@ -26,6 +26,7 @@ from emer_jax.data.source import EmerSource
 from emer_jax.protocols import TARGETS
 from tfds_emer import eye_export
 from tfds_emer.stats import RunningStats
+from tfds_emer.trackers import schema
 
 EYE_CLOCKS = ("absolute", "relative")
 EYE_COLUMNS = ("all", "clocks")
@@ -40,12 +41,27 @@ def segment_indices(length: int, num: int, rng: np.random.Generator | None = Non
   return np.clip(np.floor(points).astype(np.int64), 0, length - 1)
 
 
+def stored_eye_columns(width: int) -> tuple[str, ...]:
+  """The stored eye columns of a dataset whose `eye` stream is `width` wide, where its metadata
+  does not list them: EMER's 39 (`eye_export.COLUMNS`) or the tracker schema's 22."""
+  for columns in (eye_export.COLUMNS, schema.COLUMNS):
+    if len(columns) == width:
+      return tuple(columns)
+  raise ValueError(
+    f"An eye stream {width} columns wide is neither EMER's ({eye_export.NUM_COLUMNS}) nor the "
+    f"tracker schema's ({len(schema.COLUMNS)}); the dataset's metadata must list its columns."
+  )
+
+
 def clock_columns(eye_columns=eye_export.COLUMNS) -> tuple[int, ...]:
-  """Positions of the clock columns (`eye_export.CLOCK_COLUMNS`) among a dataset's eye columns.
+  """Positions of the clock columns among a dataset's eye columns: EMER's two
+  (`eye_export.CLOCK_COLUMNS`), or the tracker schema's `time_ms`.
 
   Headers are matched by their start, so Pro Lab's unit-bracketed 'Recording timestamp [μs]'
   counts as 'Recording timestamp'.
   """
+  if schema.CLOCK in eye_columns:
+    return (list(eye_columns).index(schema.CLOCK),)
   names = [str(c).lower() for c in eye_columns]
   found = tuple(
     i
@@ -76,8 +92,8 @@ def eye_features(eye: np.ndarray, clocks: tuple[int, ...], mode: str, rows=None)
 class Normalisation:
   """Per-column mean and std of one run's training part, and how its clocks were presented."""
 
-  eye_mean: np.ndarray  # (39,) float32
-  eye_std: np.ndarray  # (39,), 1 for constant columns
+  eye_mean: np.ndarray  # (eye columns,) float32: EMER's 39, a study's 22
+  eye_std: np.ndarray  # (eye columns,), 1 for constant columns
   gaze_mean: np.ndarray  # (2,)
   gaze_std: np.ndarray
   eye_clocks: str
@@ -98,10 +114,13 @@ class Normalisation:
     arrays = {
       k: np.asarray(d[k], np.float32) for k in ("eye_mean", "eye_std", "gaze_mean", "gaze_std")
     }
-    for name, width in (("eye", eye_export.NUM_COLUMNS), ("gaze", 2)):
-      for k in (f"{name}_mean", f"{name}_std"):
-        if arrays[k].shape != (width,) or not np.isfinite(arrays[k]).all():
-          raise ValueError(f"{where}: {k} has shape {arrays[k].shape}; expected ({width},) finite.")
+    for name in ("eye", "gaze"):
+      mean, std = arrays[f"{name}_mean"], arrays[f"{name}_std"]
+      if mean.ndim != 1 or std.shape != mean.shape or not np.isfinite([*mean, *std]).all():
+        raise ValueError(
+          f"{where}: {name}_mean has shape {mean.shape} and {name}_std {std.shape}; expected "
+          "one finite value per column in each."
+        )
       if (arrays[f"{name}_std"] <= 0).any():
         raise ValueError(f"{where}: {name}_std must be positive.")
     return cls(**arrays, **{k: d[k] for k in ("eye_clocks", "num_samples", "num_rows")})
@@ -118,7 +137,11 @@ def model_clock_columns(data: EmerSource, config) -> tuple[int, ...]:
   """The clock columns where the config needs them (relative clocks, clocks only), else ()."""
   if eye_clock_mode(config) == "absolute" and config.model.eye_columns == "all":
     return ()
-  return clock_columns(data.metadata.get("eye_columns", eye_export.COLUMNS))
+  columns = data.metadata.get("eye_columns")
+  if not columns:
+    width = data.normalisation.eye_mean.shape[0] if data.normalisation else eye_export.NUM_COLUMNS
+    columns = stored_eye_columns(width)
+  return clock_columns(columns)
 
 
 def normalisation_stats(data: EmerSource, indices, config) -> Normalisation:
@@ -128,9 +151,11 @@ def normalisation_stats(data: EmerSource, indices, config) -> Normalisation:
   if not len(indices):
     raise ValueError("Normalisation statistics need at least one training sample.")
   mode, clocks = eye_clock_mode(config), model_clock_columns(data, config)
-  eye, gaze = RunningStats(eye_export.NUM_COLUMNS), RunningStats(2)
+  eye = gaze = None
   for i in indices:
     example = data.source[int(i)]
+    if eye is None:
+      eye, gaze = RunningStats(example["eye"].shape[1]), RunningStats(example["gaze"].shape[1])
     eye.add(eye_features(example["eye"], clocks, mode))
     gaze.add(example["gaze"])
   (eye_mean, eye_std), (gaze_mean, gaze_std) = eye.mean_std(), gaze.mean_std()

@@ -10,7 +10,13 @@ import dataclasses
 
 import numpy as np
 
+from emer_jax.errors import UserError
+
 NUM_FOLDS = 5
+
+
+class EmptyFold(UserError, ValueError):
+  pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +48,12 @@ def make_split(
     folds = subject_folds(subjects, seed)
   elif scheme != "reference":
     raise ValueError(f"Unknown fold scheme {scheme!r}; expected 'reference' or 'subject'.")
-  if test_fold not in range(1, NUM_FOLDS + 1):
-    raise ValueError(f"Test fold {test_fold} is not one of 1..{NUM_FOLDS}.")
   is_test = folds == test_fold
   if not is_test.any():
-    raise ValueError(f"Fold {test_fold} holds no samples.")
+    raise EmptyFold(
+      f"folds: Test fold {test_fold} holds no samples; the dataset's folds are "
+      f"{sorted(set(np.asarray(folds).tolist()))}."
+    )
   rest = np.flatnonzero(~is_test)
   rest_subjects = np.unique(subjects[rest])
   num_val = int(round(val_fraction * len(rest_subjects)))

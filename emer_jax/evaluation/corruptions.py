@@ -1,12 +1,13 @@
 """Input corruptions for the robustness protocol: pure, seeded `jnp` functions on a model batch.
 
 A batch is what the evaluation pipeline gives the model (`emer_jax.data.pipeline`): `face`
-uint8 (B, T, H, W, 3), `eye` (B, R, 39) and `gaze` (B, R, 2) rows normalised with the dataset's
-statistics, `fixation_map` (B, S, S, 1) in [0, 1]. `corrupt(batch, key, corruption, amount)`
-returns the batch with the corruption applied at that amount; it runs under `jit`, on the
-devices, batch by batch. Randomness comes from `key`, split per sample, and the random choices
-(noise directions, which rows, where the patch goes) do not depend on the amount, so a higher
-severity applies more of the same corruption to the same sample.
+uint8 (B, T, H, W, 3), `eye` (B, R, 39; a study's 22) and `gaze` (B, R, 2) rows normalised with
+the dataset's statistics, `fixation_map` (B, S, S, 1) in [0, 1].
+`corrupt(batch, key, corruption, amount)` returns the batch with the corruption applied at that
+amount; it runs under `jit`, on the devices, batch by batch. Randomness comes from `key`, split
+per sample, and the random choices (noise directions, which rows, where the patch goes) do not
+depend on the amount, so a higher severity applies more of the same corruption to the same
+sample.
 
 What each corruption means:
 - `remove`: the stream is absent, i.e. zeros of the model's input (`models.modality_dropout.
@@ -21,8 +22,10 @@ What each corruption means:
   interpolated linearly in time between the nearest valid rows (the nearest valid value before
   the first or after the last; the column's raw 0 when no row is valid), its validity columns
   read 0 and its movement type reads "eyes not found"; timestamps, event duration and event
-  index keep their values. The gaze rows are the same rows of the same tracker and are
-  interpolated alike. The fixation map, rendered from all rows at build time, is unchanged.
+  index keep their values (in a study's tracker schema: both eyes invalid, gaze, pupils and
+  fixation flagged as not measured, time and event kept). The gaze rows are the same rows of
+  the same tracker and are interpolated alike. The fixation map, rendered from all rows at build
+  time, is unchanged.
 - `occlusion`: a mid-grey square covering a share of the frame's area, at one random place
   per sample, the same in every frame.
 - `blur`: Gaussian blur of every frame with this standard deviation in pixels.
@@ -41,24 +44,62 @@ import numpy as np
 
 from emer_jax.models.modality_dropout import absent
 from tfds_emer import eye_export
+from tfds_emer.trackers import schema
 
 STREAMS = ("face", "eye", "gaze", "fixation_map")
 EYE_STREAMS = ("eye", "gaze")
 _COLUMN = {name: i for i, name in enumerate(eye_export.COLUMNS)}
-_TYPE_CODE = _COLUMN["Eye movement type code"]
-# Columns an invalid row marks (validity, movement type), and those it keeps as they are.
-_MARKED = np.array([_COLUMN["Validity left"], _COLUMN["Validity right"], _TYPE_CODE])
-_KEPT = np.array(
-  [
-    _COLUMN[c]
-    for c in (
-      "Recording timestamp",
-      "Eyetracker timestamp",
-      "Gaze event duration",
-      "Eye movement type index",
-    )
-  ]
-)
+_FIELD = {name: i for i, name in enumerate(schema.COLUMNS)}
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidRow:
+  """How an invalid row reads in an eye stream: columns set to `marks`, columns kept as they are
+  (clocks, events); the rest are interpolated."""
+
+  marked: np.ndarray
+  marks: np.ndarray  # raw values of the marked columns
+  kept: np.ndarray
+
+
+INVALID_ROW = {
+  # EMER's 39 columns: validity 0, movement type "eyes not found".
+  len(eye_export.COLUMNS): InvalidRow(
+    np.array(
+      [_COLUMN["Validity left"], _COLUMN["Validity right"], _COLUMN["Eye movement type code"]]
+    ),
+    np.array([0.0, 0.0, eye_export.EYES_NOT_FOUND], np.float32),
+    np.array(
+      [
+        _COLUMN[c]
+        for c in (
+          "Recording timestamp",
+          "Eyetracker timestamp",
+          "Gaze event duration",
+          "Eye movement type index",
+        )
+      ]
+    ),
+  ),
+  # The tracker schema's 22: both eyes invalid, gaze, pupils and fixation not measured.
+  len(schema.COLUMNS): InvalidRow(
+    np.array(
+      [_FIELD[c] for c in ("valid_left", "valid_right")]
+      + [
+        _FIELD[f"measured_{c}"]
+        for c in ("gaze_x", "gaze_y", "pupil_left", "pupil_right", "fixation_x", "fixation_y")
+      ]
+    ),
+    np.zeros(8, np.float32),
+    np.array(
+      [_FIELD[c] for c in ("time_ms", "event", "event_duration_ms")]
+      + [
+        _FIELD[f"measured_{c}"]
+        for c in ("time_ms", "valid_left", "valid_right", "event", "event_duration_ms")
+      ]
+    ),
+  ),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,17 +209,23 @@ def interpolate_invalid(x, invalid, fill):
 
 
 def drop_eye_rows(eye, gaze, invalid, eye_stats, gaze_stats):
-  """One sample's eye (R, 39) and gaze (R, 2) rows with `invalid` rows as the build leaves them
-  (see the module docstring); `*_stats` are the (mean, std) the pipeline normalised with."""
+  """One sample's eye (R, 39, or a study's 22) and gaze (R, 2) rows with `invalid` rows as the
+  build leaves them (see the module docstring); `*_stats` are the (mean, std) the pipeline
+  normalised with. An eye stream of clock columns only (`eye_clocks_only`) keeps its values."""
   (eye_mean, eye_std), (gaze_mean, gaze_std) = eye_stats, gaze_stats
+  zero_gaze = jnp.asarray(-gaze_mean / gaze_std, gaze.dtype)
+  row = INVALID_ROW.get(eye.shape[-1])
+  if row is None:
+    return eye, interpolate_invalid(gaze, invalid, zero_gaze)
   zero_eye = jnp.asarray(-eye_mean / eye_std, eye.dtype)  # a raw 0, normalised
   out = interpolate_invalid(eye, invalid, zero_eye)
-  out = out.at[:, _KEPT].set(eye[:, _KEPT])
+  out = out.at[:, row.kept].set(eye[:, row.kept])
   marks = np.zeros(eye.shape[-1], np.float32)
-  marks[_TYPE_CODE] = eye_export.EYES_NOT_FOUND
+  marks[row.marked] = row.marks
   marks = jnp.asarray((marks - eye_mean) / eye_std, eye.dtype)
-  out = out.at[:, _MARKED].set(jnp.where(invalid[:, None], marks[_MARKED], eye[:, _MARKED]))
-  zero_gaze = jnp.asarray(-gaze_mean / gaze_std, gaze.dtype)
+  out = out.at[:, row.marked].set(
+    jnp.where(invalid[:, None], marks[row.marked], eye[:, row.marked])
+  )
   return out, interpolate_invalid(gaze, invalid, zero_gaze)
 
 

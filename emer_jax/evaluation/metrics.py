@@ -189,9 +189,12 @@ def masked_metrics(y_true: Mapping, y_pred: Mapping, masked) -> dict[str, dict]:
   `masked` (N,) is true where the genuine emotion differs from the displayed one (ER 7-class ≠
   FER 7-class), the samples on which the papers' thesis is tested: a face-only model should fail
   there. Returns {target: {'war_masked': …, 'war_unmasked': …}} with the `SUBSET_METRICS` of the
-  target's kind; a subset without samples is left out.
+  target's kind; a subset without samples is left out, and every one when `masked` is None
+  (a dataset without both views).
   """
   out = {name: {} for name in y_true}
+  if masked is None:
+    return out
   for subset, rows in subset_rows(masked).items():
     if not rows.any():
       continue

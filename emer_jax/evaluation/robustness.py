@@ -31,7 +31,7 @@ import pandas as pd
 from absl import app, flags, logging
 from tqdm.auto import tqdm
 
-from emer_jax import cli, logs
+from emer_jax import cli, dataset_targets, logs
 from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
@@ -141,6 +141,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
   report (see the module docstring). `names` limits the corruptions (`none` always runs)."""
   workdir = os.path.abspath(workdir)
   results = _read_results(workdir)
+  dataset_targets.resolve(config)
   mesh = state_lib.make_mesh(config)
   data = open_source(config.dataset, config.data_dir, prepare=False, cache=config.input.cache)
   targets = state_lib.run_targets(config)
@@ -162,7 +163,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
     corrupt_fn = corruptions_lib.make_corrupt_fn(pipeline.normalisation(run_data))
     eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
     labels = {name: data.index[name][split.test] for name in targets}
-    masked = data.index["er_emotion"][split.test] != data.index["fer_emotion"][split.test]
+    masked = run_eval.masked_of(data.index, split.test)
     frequent.append(_most_frequent(data, split.test, targets))
     progress = tqdm(
       zip(per_row, settings, strict=True),

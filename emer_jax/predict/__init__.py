@@ -38,7 +38,7 @@ def predict(loaded_model, recs, output, mapping=None, draw=True) -> list[dict]:
       results.append(entry)
       if draw:
         pictures.append(report.picture_path(output, rec.id))
-        picture.draw(pictures[-1], loaded, entry, settings.screen_px)
+        picture.draw(pictures[-1], loaded, entry, loaded.screen or settings.screen_px)
       bar.update()
   report.write(output, results, loaded_model.source)
   logs.wrote("predictions", output, report.source_note(loaded_model.source))

@@ -29,11 +29,19 @@ _CHANNEL_ORDER = flags.DEFINE_enum(
 )
 _VIDEO = cli.define_path("video", None, "Face video of one recording (raw webcam video).")
 _FRAMES = cli.define_path("frames", None, "Folder of aligned face frames of one recording.")
-_EYE = cli.define_path("eye_export", None, "Eye-tracker export (.tsv, .csv or .xlsx).")
+_EYE = cli.define_path(
+  "eye_export",
+  None,
+  "Eye-tracker export: Tobii Pro Lab .tsv, .csv or .xlsx; for a model trained on a study, a file "
+  "or folder of any supported format (detected from its content).",
+)
 _ID = flags.DEFINE_string("id", "", "ID of the one recording (default: the export's name).")
 _INPUT_DIR = cli.define_path("input_dir", None, "Folder of recordings matched by ID.")
 _MAPPING = cli.define_path(
-  "mapping", None, "JSON as emer_mapping.json: eye_columns, gaze_columns, screen_px."
+  "mapping",
+  None,
+  "JSON as emer_mapping.json: eye_columns, gaze_columns, screen_px; for a study's model, "
+  "screen_px and formats ({format: options}) as in study.json.",
 )
 _OUTPUT = cli.define_path("output", None, "Report OUT.json (OUT.csv, OUT_<id>.png beside).")
 _PICTURE = flags.DEFINE_bool("picture", True, "Write OUT_<id>.png per recording.")

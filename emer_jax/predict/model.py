@@ -24,7 +24,7 @@ from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import EmerSource, resolve_data_dir
 from emer_jax.errors import UserError
-from emer_jax.protocols import TARGETS, head_sizes
+from emer_jax.protocols import TARGETS, head_sizes, use_labels
 from emer_jax.train import steps
 from emer_jax.train.checkpoint import restore_model
 from tfds_emer import eye_export
@@ -51,6 +51,7 @@ class Settings:
       "face_size": self.face_size,
       "screen_px": list(self.screen_px),
       "targets": list(self.targets),
+      "labels": {t: TARGETS[t].to_label() for t in self.targets},
       "num_frames": s.num_frames,
       "num_eye_rows": s.num_eye_rows,
       "channel_order": "bgr" if s.bgr else "rgb",
@@ -74,6 +75,7 @@ class Settings:
         },
       }
     )
+    use_labels(d.get("labels"))  # the targets' kinds and class names (a study's own)
     return cls(
       sampler=_sampler(config, pipeline.Normalisation.from_dict(d["normalisation"])),
       face_frames=int(d["face_frames"]),
@@ -85,7 +87,8 @@ class Settings:
 
 def _sampler(config, norm: pipeline.Normalisation) -> pipeline.ClipSampler:
   """The evaluation pipeline's sampler for `config`, normalising with `norm`. Eye exports are
-  read onto the canonical 39 columns, so the clock columns are found by their canonical names."""
+  read onto the columns the model was trained on (EMER's 39 or the tracker schema's 22, told
+  apart by their number), so the clock columns are found by their names."""
   data = EmerSource(None, {}, {}, normalisation=norm)
   return pipeline.clip_sampler(data, config, (), train=False)
 
@@ -103,7 +106,10 @@ def _affine(base: pipeline.Normalisation, run: pipeline.Normalisation) -> dict:
 
 
 def face_frames_of(dataset: str, data_dir: str) -> int:
-  return tfds.builder(dataset, data_dir=resolve_data_dir(data_dir)).builder_config.face_frames
+  """Face frames a sample of `dataset` holds (a study's, read from its files, says it there)."""
+  builder = tfds.builder(dataset, data_dir=resolve_data_dir(data_dir))
+  frames = getattr(builder.builder_config, "face_frames", None)
+  return frames or builder.info.features["face"].shape[0]
 
 
 def _tuples(obj):
@@ -247,6 +253,7 @@ def from_workdir(
 
   workdir = os.path.abspath(workdir)
   config = read_config(workdir_lib.under(workdir, "config.json"))
+  use_labels(config.get("labels"))  # a study's targets, as the run recorded them
   names = run_names(workdir)
   if run:
     if run not in names:

@@ -37,20 +37,21 @@ def figure(loaded, result: dict, screen_px):
       ax.set_title(f"crop {picks[i] + 1} of {len(face)}", fontsize=8)
   path_ax, map_ax, ax = bottom.subplots(1, 3, width_ratios=(1, 1, 1.4))
   w, h = screen_px
+  unit = "fraction" if (w, h) == (1.0, 1.0) else "px"  # a study's gaze: a fraction of the screen
   gaze = loaded.gaze_raw
   path_ax.plot(gaze[:, 0], gaze[:, 1], lw=0.6, color="tab:blue")
   path_ax.scatter(gaze[:1, 0], gaze[:1, 1], color="tab:green", s=15, label="start", zorder=3)
   path_ax.set(xlim=(0, w), ylim=(h, 0), aspect="equal", title="gaze path over the screen")
-  path_ax.set(xlabel="screen x (px)", ylabel="screen y (px)")
+  path_ax.set(xlabel=f"screen x ({unit})", ylabel=f"screen y ({unit})")
   path_ax.legend(fontsize=7, loc="upper right")
   map_ax.imshow(loaded.example["fixation_map"][..., 0], cmap="magma", extent=(0, w, h, 0))
-  map_ax.set(title="fixation map", xlabel="screen x (px)", ylabel="screen y (px)")
+  map_ax.set(title="fixation map", xlabel=f"screen x ({unit})", ylabel=f"screen y ({unit})")
   _probabilities(ax, result["heads"])
   said = [
     f"{view} {result['heads'][t]['predicted']}"
     for view, t in (("ER", "er_emotion"), ("FER", "fer_emotion"))
     if t in result["heads"]
-  ]
+  ] or [f"{t} {h['predicted']}" for t, h in result["heads"].items() if "predicted" in h]
   gap = {True: "(they differ)", False: "(they agree)", None: ""}[result["gap"]]
   fig.suptitle(f"{result['id']}:  {' · '.join(said)}  {gap}")
   return fig

@@ -3,6 +3,7 @@
   {"model": {...what was loaded: from a workdir "workdir", "runs", "steps" (run → checkpoint
               step) and "finished" (false only with --allow_unfinished)...},
    "recordings": [{"id", "frames_total", "frames_with_face", "eye_rows_total", "eye_rows_valid",
+                   "eye_format" (the tracker format the export was read as),
                    "heads": {"<target>": {"probabilities": {"<class>": p, ...}, "predicted": c}
                                          or {"value": v}},
                    "gap": true | false | null, "warnings": [...]}]}
@@ -41,7 +42,14 @@ def gap(heads: dict):
 
 def result_entry(info: dict, outputs: dict) -> dict:
   heads = heads_entry(outputs)
-  keys = ("id", "frames_total", "frames_with_face", "eye_rows_total", "eye_rows_valid")
+  keys = (
+    "id",
+    "frames_total",
+    "frames_with_face",
+    "eye_rows_total",
+    "eye_rows_valid",
+    "eye_format",
+  )
   return {k: info[k] for k in keys} | {
     "heads": heads,
     "gap": gap(heads),

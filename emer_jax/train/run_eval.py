@@ -75,9 +75,17 @@ def selection_score(config, metrics: dict) -> float:
   return -value if metric in LOWER_IS_BETTER else value
 
 
+def masked_of(index: dict, indices):
+  """(N,) true where the genuine emotion differs from the displayed one (ER ≠ FER 7-class), for
+  a dataset with both labels (EMER); else None."""
+  if "er_emotion" not in index or "fer_emotion" not in index:
+    return None
+  return index["er_emotion"][indices] != index["fer_emotion"][indices]
+
+
 def write_run(out_dir, result, data, indices, targets, outputs):
   """The run's predictions CSV, then `runs/<run>.json` with masked-sample metrics added."""
-  masked = data.index["er_emotion"][indices] != data.index["fer_emotion"][indices]
+  masked = masked_of(data.index, indices)
   labels = labels_of(data, indices, targets)
   for name, values in metrics_lib.masked_metrics(labels, outputs, masked).items():
     result["metrics"][name] |= values

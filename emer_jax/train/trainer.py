@@ -12,7 +12,7 @@ import jax
 from absl import logging
 from jax.experimental import multihost_utils
 
-from emer_jax import config_check, paths
+from emer_jax import config_check, dataset_targets, paths
 from emer_jax import workdir as workdir_lib
 from emer_jax.train import device_engine, eval_mode, host_engine, run_eval, run_loop
 from emer_jax.train import state as state_lib
@@ -25,6 +25,7 @@ def train_and_evaluate(config, workdir: str, *, restart: bool = False) -> dict:
   `restart` moves an existing workdir's contents aside instead of refusing a changed config.
   """
   config_check.check(config)
+  dataset_targets.resolve(config)
   paths.check_run_paths(config, workdir)
   state_lib.check_init_checkpoint(config)
   workdir = os.path.abspath(workdir)

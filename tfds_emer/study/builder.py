@@ -24,7 +24,7 @@ from tfds_emer.trackers import schema
 from tfds_emer.vocabulary import FACE_SIZE, MAP_SIZE
 
 FACE_FRAMES = 32  # as emer/real
-EYE_COLUMNS = schema.FIELDS + tuple(f"measured_{name}" for name in schema.FIELDS)
+EYE_COLUMNS = schema.COLUMNS
 # info.metadata keys: labels [{name, kind, classes}], eye_columns, gaze_columns, eye_mean/std,
 # gaze_mean/std (over every row of the dataset), formats {id: format}, units {id: units},
 # subjects (subject_id → name), folds ("given" or "subject-grouped"), screen_px, face_frames,

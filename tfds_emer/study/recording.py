@@ -37,18 +37,38 @@ def frame_files(folder: pathlib.Path) -> list:
 
 def read_eye(entry: Entry, study: Study) -> schema.Recording:
   """The recording's eye data in the common schema; raises RecordingError naming the file."""
-  fmt = study.named_format(entry.eye)
+  return read_eye_file(entry.eye, study.named_format(entry.eye), study.eye_options)
+
+
+def read_eye_file(path: pathlib.Path, fmt: str | None, options) -> schema.Recording:
+  """An eye file or folder in the common schema, read as format `fmt` (None: detected from its
+  content, else the generic reader when `options("generic")` maps columns); `options(fmt)` is
+  the format's options. Raises RecordingError naming the file."""
   if fmt is None:
     try:
-      fmt = registry.detect(entry.eye).name
+      fmt = registry.detect(path).name
     except registry.UnknownFormat:
-      if "columns" not in study.eye_options("generic"):
+      if "columns" not in options("generic"):
         raise
-      fmt = "generic"  # study.json maps columns for files no other format recognises
-  recording = registry.read(entry.eye, fmt, study.eye_options(fmt))
+      fmt = "generic"  # the options map columns for files no other format recognises
+  recording = registry.read(path, fmt, options(fmt))
   if recording.rows == 0:
-    raise schema.RecordingError(f"{entry.eye}: no eye-tracker rows ({fmt} format).")
+    raise schema.RecordingError(f"{path}: no eye-tracker rows ({fmt} format).")
   return recording
+
+
+def eye_streams(recording: schema.Recording) -> dict:
+  """An example's `eye` (the filled schema and its measured flags), `gaze` (a fraction of the
+  screen) and `fixation_map` (from the measured gaze) of a recording in the common schema."""
+  eye = schema.filled(recording)
+  gaze_cols = [schema.INDEX["gaze_x"], schema.INDEX["gaze_y"]]
+  return {
+    "eye": eye,
+    "gaze": eye[:, gaze_cols],
+    "fixation_map": eye_export.fixation_map(
+      recording.values[:, gaze_cols], recording.column("time_ms"), UNIT_SCREEN, MAP_SIZE
+    ),
+  }
 
 
 def fixations(recording: schema.Recording) -> int | None:
@@ -184,15 +204,9 @@ def make_example(entry: Entry, study: Study, face_frames: int, warnings: list):
   recording = read_eye(entry, study)
   seconds = min(recording.duration_ms / 1000, clip_seconds(entry, study))
   recording = trimmed(recording, seconds)
-  eye = schema.filled(recording)
-  gaze_cols = [schema.INDEX["gaze_x"], schema.INDEX["gaze_y"]]
   example = {
     "face": read_faces(entry, study, face_frames, seconds, warnings),
-    "eye": eye,
-    "gaze": eye[:, gaze_cols],
-    "fixation_map": eye_export.fixation_map(
-      recording.values[:, gaze_cols], recording.column("time_ms"), UNIT_SCREEN, MAP_SIZE
-    ),
+    **eye_streams(recording),
     "sample_id": entry.id,
     "subject_id": np.int32(study.subjects.index(entry.subject)),
     "fold": np.int32(entry.fold),

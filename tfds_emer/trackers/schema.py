@@ -37,6 +37,9 @@ FIELDS = (
 )
 INDEX = {name: j for j, name in enumerate(FIELDS)}
 WIDTH = len(FIELDS)
+# The columns of `filled`: the fields, then whether each cell was measured.
+COLUMNS = FIELDS + tuple(f"measured_{name}" for name in FIELDS)
+CLOCK = "time_ms"  # the one clock column: time since the recording's first row
 UNKNOWN, FIXATION, SACCADE, BLINK = 0, 1, 2, 3
 EVENTS = {"unknown": UNKNOWN, "fixation": FIXATION, "saccade": SACCADE, "blink": BLINK}
 
