@@ -44,12 +44,11 @@ from emer_jax.train import runs as runs_lib
 from emer_jax.train import state as state_lib
 
 FLAGS = flags.FLAGS
-OUTPUT = "robustness"
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run was trained with, from its `config.json` (lists back to tuples)."""
-  path = os.path.join(workdir, "config.json")
+  path = workdir_lib.config_path(workdir)
   if not os.path.exists(path):
     raise FileNotFoundError(f"No config.json in {workdir}; is it a training workdir?")
   with open(path) as f:
@@ -65,7 +64,7 @@ def _tuples(obj):
 
 
 def _read_results(workdir: str) -> dict:
-  path = os.path.join(workdir, "results.json")
+  path = workdir_lib.results_path(workdir)
   if not os.path.exists(path):
     raise FileNotFoundError(
       f"No results.json in {workdir}: the robustness protocol tests a finished run. Train it "
@@ -83,7 +82,7 @@ def selected_state(config, workdir: str, run: dict, targets, mesh):
   graphdef, abstract, state = state_lib.init_state(
     config, head_sizes(targets), run["seed"], 1, mesh
   )
-  run_dir = os.path.join(workdir, "checkpoints", name)
+  run_dir = workdir_lib.checkpoints_dir(workdir, name)
   step = run["selected_step"]
   with jax.set_mesh(mesh):
     for kind in ("best", "latest"):
@@ -155,7 +154,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
         f"{workdir}/results.json: the dataset or split settings differ from the run's."
       )
     graphdef, state = selected_state(config, workdir, run, targets, mesh)
-    out = os.path.join(workdir, "robustness")
+    out = workdir_lib.robustness_dir(workdir)
     run_data = eval_mode.eval_normalised(
       config, data, split, workdir, out, run["fold"], run["seed"]
     )
@@ -203,7 +202,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
     ],
   }
   if jax.process_index() == 0:
-    write_report(report, os.path.join(workdir, OUTPUT))
+    write_report(report, workdir_lib.robustness_dir(workdir))
   return report
 
 
@@ -315,7 +314,7 @@ def comparison_records(report: dict, model: str, metrics) -> list[dict]:
 def cell_report(config, workdir: str, names=None) -> dict:
   """A suite cell's report: read from its robustness.json when that holds the same
   corruptions, else computed (and written)."""
-  path = os.path.join(workdir, OUTPUT, "robustness.json")
+  path = os.path.join(workdir_lib.robustness_dir(workdir), "robustness.json")
   wanted = [(c.name, c.modality) for c in corruptions_lib.for_model(config.model.modalities, names)]
   if os.path.exists(path):
     with open(path) as f:
@@ -332,7 +331,7 @@ def main(argv):
   names = [n for n in FLAGS.corruptions if n != "none"] or None
   report = evaluate_robustness(config, FLAGS.workdir, names, FLAGS.seed)
   if jax.process_index() == 0:
-    out = os.path.join(os.path.abspath(FLAGS.workdir), OUTPUT)
+    out = workdir_lib.robustness_dir(FLAGS.workdir)
     with open(os.path.join(out, "robustness.md")) as f:
       print(f.read())
     rows = f"{len(report['rows'])} rows: corruption, modality, severity"

@@ -121,7 +121,7 @@ def read_config(path: str) -> ml_collections.ConfigDict:
 
 def run_names(workdir: str) -> list[str]:
   """Runs of a workdir that have a selected checkpoint, e.g. ['fold1_seed0', ...]."""
-  root = workdir_lib.under(workdir, "checkpoints")
+  root = workdir_lib.checkpoints_dir(workdir)
   names = sorted(os.listdir(root)) if os.path.isdir(root) else []
   return [
     n for n in names if os.path.isdir(os.path.join(workdir_lib.checkpoints_dir(workdir, n), "best"))
