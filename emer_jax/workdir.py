@@ -32,7 +32,6 @@ import os
 import pathlib
 
 import jax
-import ml_collections
 import numpy as np
 
 from emer_jax import config as config_lib
@@ -159,7 +158,7 @@ def read_config(workdir: str) -> dict | None:
     return json.load(f)
 
 
-def load_config(workdir: str) -> ml_collections.ConfigDict:
+def load_config(workdir: str):
   """The config the workdir was started with, as today's code reads it: a key added since it
   was written takes its default (`as_read_now`), lists are tuples again."""
   recorded = read_config(workdir)
@@ -168,8 +167,8 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   try:
     defaults = config_lib.base_config(recorded.get("model", {}).get("variant", "reference"))
   except (KeyError, ValueError):
-    return ml_collections.ConfigDict(_tuples(recorded))
-  return ml_collections.ConfigDict(_tuples(_filled(recorded, defaults.to_dict())))
+    return config_lib.from_json(recorded)
+  return config_lib.from_json(_filled(recorded, defaults.to_dict()))
 
 
 def _filled(recorded: dict, defaults: dict) -> dict:
@@ -180,14 +179,6 @@ def _filled(recorded: dict, defaults: dict) -> dict:
     elif isinstance(value, dict) and isinstance(out[key], dict):
       out[key] = _filled(out[key], value)
   return out
-
-
-def _tuples(obj):
-  if isinstance(obj, dict):
-    return {k: _tuples(v) for k, v in obj.items()}
-  if isinstance(obj, list):
-    return tuple(_tuples(v) for v in obj)
-  return obj
 
 
 def as_read_now(old: dict, new: dict) -> dict:

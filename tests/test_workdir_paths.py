@@ -1,4 +1,5 @@
-"""Every file a finished workdir holds is named by emer_jax/workdir.py, the one owner of its paths."""
+"""Every file a finished workdir holds is named by emer_jax/workdir.py, the one owner of its
+paths, and its config.json is read one way."""
 
 import os
 
@@ -32,3 +33,26 @@ def test_every_file_of_a_finished_workdir_is_named_by_workdir_py(finished):
   inside = {f for f in found if f.startswith(tuple(d + os.sep for d in folders))}
   assert found - inside == named | set(plots)
   assert sorted(os.listdir(workdir_lib.plots_dir(workdir))) == sorted(map(os.path.basename, plots))
+
+
+def test_predict_reads_an_older_config_json_with_todays_defaults(finished, tmp_path):
+  """config.json is read one way (`workdir.load_config`): a key added since an older workdir
+  was written takes its default, for predict as for main and eval mode."""
+  import json
+  import shutil
+
+  from emer_jax import config as config_lib
+  from emer_jax import predict
+
+  workdir = str(tmp_path / "older")
+  shutil.copytree(finished[0], workdir)
+  recorded = workdir_lib.read_config(workdir)
+  del recorded["model"]["eye_columns"], recorded["dtype"]
+  with open(workdir_lib.config_path(workdir), "w") as f:
+    json.dump(recorded, f)
+  default = config_lib.base_config(recorded["model"]["variant"])
+  loaded = workdir_lib.load_config(workdir)
+  assert (loaded.model.eye_columns, loaded.dtype) == (default.model.eye_columns, default.dtype)
+  assert loaded.folds == tuple(recorded["folds"])
+  model = predict.from_workdir(workdir)
+  assert model.settings.sampler.eye_columns == default.model.eye_columns

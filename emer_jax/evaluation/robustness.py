@@ -25,7 +25,6 @@ import zlib
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pandas as pd
 from absl import app, flags, logging
@@ -44,23 +43,6 @@ from emer_jax.train import runs as runs_lib
 from emer_jax.train import state as state_lib
 
 FLAGS = flags.FLAGS
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run was trained with, from its `config.json` (lists back to tuples)."""
-  path = workdir_lib.config_path(workdir)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"No config.json in {workdir}; is it a training workdir?")
-  with open(path) as f:
-    return ml_collections.ConfigDict(_tuples(json.load(f)))
-
-
-def _tuples(obj):
-  if isinstance(obj, dict):
-    return {k: _tuples(v) for k, v in obj.items()}
-  if isinstance(obj, list):
-    return tuple(_tuples(v) for v in obj)
-  return obj
 
 
 def _read_results(workdir: str) -> dict:
@@ -327,7 +309,7 @@ def cell_report(config, workdir: str, names=None) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  config = FLAGS.config if FLAGS.config is not None else load_config(FLAGS.workdir)
+  config = FLAGS.config if FLAGS.config is not None else workdir_lib.load_config(FLAGS.workdir)
   names = [n for n in FLAGS.corruptions if n != "none"] or None
   report = evaluate_robustness(config, FLAGS.workdir, names, FLAGS.seed)
   if jax.process_index() == 0:
