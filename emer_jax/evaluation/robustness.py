@@ -66,11 +66,10 @@ def selected_state(config, workdir: str, run: dict, targets, mesh):
   )
   run_dir = workdir_lib.checkpoints_dir(workdir, name)
   step = run["selected_step"]
+  source = run_checkpoints.selected_checkpoint(run_dir, step)
   with jax.set_mesh(mesh):
-    for kind in ("best", "latest"):
-      directory = os.path.join(run_dir, kind)
-      if os.path.isdir(os.path.join(directory, str(step))):
-        return graphdef, run_checkpoints.load_for_eval((kind, directory, step), abstract, state)[0]
+    if source is not None:
+      return graphdef, run_checkpoints.load_for_eval(source, abstract, state)[0]
     if config.init_checkpoint and step == 0:
       return graphdef, state_lib.with_init_checkpoint(config, graphdef, state)
   raise FileNotFoundError(

@@ -6,7 +6,6 @@ import os
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 from absl import logging
 
 from emer_jax import workdir as workdir_lib
@@ -89,20 +88,17 @@ def _eval_sources(config, workdir) -> dict:
   for seed in config.seeds:
     for fold in config.folds:
       run_dir = workdir_lib.checkpoints_dir(workdir, workdir_lib.run_name(fold, seed))
-      for kind in ("best", "latest"):
-        directory = os.path.join(run_dir, kind)
-        found = os.path.isdir(directory) and ocp.utils.checkpoint_steps(directory)
-        if found:
-          sources[(fold, seed)] = (kind, directory, max(found))
-          if kind == "latest":
-            logging.warning(
-              "%s has no best checkpoint; evaluating its latest (step %d).",
-              workdir_lib.run_name(fold, seed),
-              max(found),
-            )
-          break
-      else:
+      source = run_checkpoints.selected_checkpoint(run_dir)
+      if source is None:
         missing.append(run_dir)
+        continue
+      sources[(fold, seed)] = source
+      if source[0] == "latest":
+        logging.warning(
+          "%s has no best checkpoint; evaluating its latest (step %d).",
+          workdir_lib.run_name(fold, seed),
+          source[2],
+        )
   if missing:
     raise NothingToEvaluate(
       "Nothing to evaluate: no init_checkpoint is set and there is no checkpoint in "

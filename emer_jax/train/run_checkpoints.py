@@ -1,8 +1,9 @@
 """A run's checkpoints: `latest` (resume) and `best` (the validation selection).
 
 `resume` opens a run: `restore_latest` reads the newest readable `latest`, moving damaged ones
-aside and refusing one written by another model or with the other `input.placement`; `save_best`/`recorded_best` keep
-the selection across a kill; `load_for_eval` reads a run's weights for eval mode.
+aside and refusing one written by another model or with the other `input.placement`;
+`save_best`/`recorded_best` keep the selection across a kill; `selected_checkpoint` finds the
+weights a run is tested with and `load_for_eval` reads them (eval mode, robustness).
 """
 
 import datetime
@@ -154,6 +155,19 @@ def restore_best_model(best, step, abstract):
     step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract["model"]))
   )
   return restored.model
+
+
+def selected_checkpoint(run_dir: str, step: int | None = None) -> tuple[str, str, int] | None:
+  """(kind, directory, step) of the weights a run is tested with: its `best` checkpoint, else
+  its `latest` (a run without validation, or stopped before its first); the newest, or the one
+  of `step`. None where neither holds one."""
+  for kind in ("best", "latest"):
+    directory = os.path.join(run_dir, kind)
+    found = ocp.utils.checkpoint_steps(directory) if os.path.isdir(directory) else []
+    found = [s for s in found if step is None or s == step]
+    if found:
+      return kind, directory, max(found)
+  return None
 
 
 def load_for_eval(source, abstract, state):
