@@ -20,6 +20,7 @@ from pathlib import Path
 from absl import app, flags
 
 from emer_jax import cli, logs
+from emer_jax import paths as paths_lib
 from emer_jax import workdir as workdir_lib
 from emer_jax.config_check import flat, may_differ
 from emer_jax.evaluation import tables
@@ -155,8 +156,9 @@ def main(argv):
     raise app.UsageError("Name one or more finished workdirs: python -m emer_jax.compare W1 W2 …")
   f = flags.FLAGS
   try:
+    paths_lib.check_writable_dir(f.output, "--output")
     paths = compare(workdirs, f.output, f.metrics or None, f.allow_mixed)
-  except (FileNotFoundError, ValueError, KeyError) as e:
+  except (FileNotFoundError, ValueError, KeyError, paths_lib.PathError) as e:
     print(f"emer_jax.compare: {e}", file=sys.stderr)
     sys.exit(1)
   print(paths["md"].read_text())

@@ -30,7 +30,7 @@ import pandas as pd
 from absl import app, flags, logging
 from tqdm.auto import tqdm
 
-from emer_jax import cli, logs
+from emer_jax import cli, logs, paths
 from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
@@ -120,6 +120,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
   """Tests every run of `workdir` clean and under each corruption; writes and returns the
   report (see the module docstring). `names` limits the corruptions (`none` always runs)."""
   workdir = os.path.abspath(workdir)
+  paths.check_writable_dir(workdir_lib.robustness_dir(workdir), "The robustness folder")
   results = _read_results(workdir)
   mesh = state_lib.make_mesh(config)
   data = open_source(config.dataset, config.data_dir, prepare=False, cache=config.input.cache)
@@ -308,6 +309,7 @@ def cell_report(config, workdir: str, names=None) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  paths.check_writable_dir(workdir_lib.robustness_dir(FLAGS.workdir), "The robustness folder")
   config = FLAGS.config if FLAGS.config is not None else workdir_lib.load_config(FLAGS.workdir)
   names = [n for n in FLAGS.corruptions if n != "none"] or None
   report = evaluate_robustness(config, FLAGS.workdir, names, FLAGS.seed)
