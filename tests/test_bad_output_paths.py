@@ -1,6 +1,7 @@
 """Every command's output path is checked before anything is created: a file where a folder is
 wanted, a folder under a file, or a folder this process cannot write is one line on stderr,
-exit status 1, and nothing created (emer_jax.paths)."""
+exit status 1, and nothing created (emer_jax.paths). Eval mode with nothing to evaluate
+creates nothing either."""
 
 import os
 import subprocess
@@ -115,3 +116,25 @@ def test_robustness_folder(tmp_path):
     "cannot be written: permission denied or a read-only disk."
   )
   assert os.listdir(workdir) == []
+
+
+EVAL = ["--config=configs/quickstart.py", "--config.mode=eval"]
+
+
+def test_eval_folder(tmp_path):
+  workdir = tmp_path / "w"
+  workdir.mkdir()
+  (workdir / "eval").write_text("mine")
+  assert _command("emer_jax.main", *EVAL, f"--workdir={workdir}") == (
+    f"The eval folder {workdir}/eval is a file, not a folder."
+  )
+  assert os.listdir(workdir) == ["eval"]
+
+
+def test_eval_mode_with_nothing_to_evaluate_creates_nothing(tmp_path):
+  run_dir = tmp_path / "w" / "checkpoints" / "fold1_seed0"
+  assert _command("emer_jax.main", *EVAL, f"--workdir={tmp_path}/w") == (
+    f"Nothing to evaluate: no init_checkpoint is set and there is no checkpoint in {run_dir}/best "
+    f"or {run_dir}/latest. Train first, or set --config.init_checkpoint=DIR/model."
+  )
+  assert os.listdir(tmp_path) == []

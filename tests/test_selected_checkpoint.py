@@ -47,6 +47,6 @@ def test_eval_mode_and_robustness_use_it(finished, monkeypatch, tmp_path):
   robustness.selected_state(config, workdir, run, state_lib.run_targets(config), mesh)
   eval_config = config.copy_and_resolve_references()
   eval_config.mode = "eval"
-  eval_mode.evaluate(eval_config, workdir)
+  eval_mode.evaluate(eval_config, workdir, eval_mode.sources(eval_config, workdir))
   run_dir = workdir_lib.checkpoints_dir(workdir, "fold1_seed0")
   assert asked == [(run_dir, run["selected_step"]), (run_dir, None)]

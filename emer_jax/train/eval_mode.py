@@ -21,15 +21,20 @@ class NothingToEvaluate(UserError):
   pass
 
 
-def evaluate(config, workdir: str) -> dict:
-  """Tests `init_checkpoint`, else each run's `best` (else its `latest`), writing `workdir/eval/`.
+def sources(config, workdir: str) -> dict:
+  """(fold, seed) -> (kind, directory, step) of each run's checkpoint to test (`best`, else
+  `latest`); {} with `init_checkpoint`. Raises NothingToEvaluate where a run has none, or
+  ConfigChanged where the workdir was started with another config."""
+  if config.init_checkpoint:
+    return {}
+  workdir_lib.check_same_config(workdir, config)
+  return _eval_sources(config, workdir)
 
-  Never trains, and never writes anything training owns.
+
+def evaluate(config, workdir: str, sources: dict) -> dict:
+  """Tests `init_checkpoint`, else each run's `best` (else its `latest`) as `sources` found them,
+  writing `workdir/eval/`. Never trains, and never writes anything training owns.
   """
-  sources = {}
-  if not config.init_checkpoint:
-    workdir_lib.check_same_config(workdir, config)
-    sources = _eval_sources(config, workdir)
   out_dir = workdir_lib.eval_dir(workdir)
   data, mesh = state_lib.open_data(config)
   if jax.process_index() == 0:
