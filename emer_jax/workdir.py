@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from emer_jax import config as config_lib
-from emer_jax import config_check
+from emer_jax import config_check, paths
 from emer_jax.errors import UserError
 from tfds_emer import locks
 
@@ -63,14 +63,21 @@ def _json_safe(obj):
   return obj
 
 
-def write_json(path: str, obj):
-  """Writes atomically (a kill never leaves half a file), from process 0 only."""
+def write_json(path: str, obj, what: str = "a record"):
+  """Writes atomically (a kill never leaves half a file), from process 0 only; a write error
+  (a full disk, no permission) is one line naming `what` and the path, leaving no `.tmp`."""
   if jax.process_index():
     return
   tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(_json_safe(obj), f, indent=2, allow_nan=False)
-  os.replace(tmp, path)
+  try:
+    with paths.writing(path, what):
+      with open(tmp, "w") as f:
+        json.dump(_json_safe(obj), f, indent=2, allow_nan=False)
+      os.replace(tmp, path)
+  except paths.PathError:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
 
 
 def config_json(config) -> dict:
@@ -234,7 +241,7 @@ def write_config(workdir: str, config) -> None:
   """Records the accepted config once: a rerun's keys that may differ do not replace it."""
   if read_config(workdir) is not None:
     return
-  write_json(config_path(workdir), config_json(config))
+  write_json(config_path(workdir), config_json(config), "the workdir's config")
 
 
 @contextlib.contextmanager

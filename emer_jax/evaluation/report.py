@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emer_jax import paths
 from emer_jax import workdir as workdir_lib
 from emer_jax.evaluation import bootstrap, plots, predictions, tables
 from emer_jax.evaluation import metrics as metrics_lib
@@ -173,10 +174,15 @@ def write_run_reports(workdir, results, save=None, batch_size: int = REFERENCE_B
   results = {**results, "reference_style": reference_style(workdir, results, batch_size)}
   if save is not None:
     save(results)
-  write_tables(workdir, results)
-  write_per_class_recall(workdir, results)
+  with paths.writing(workdir_lib.results_table_paths(workdir)[1], "the result tables"):
+    write_tables(workdir, results)
+  with paths.writing(workdir_lib.per_class_recall_path(workdir), "the per-class recall"):
+    write_per_class_recall(workdir, results)
   try:
-    write_plots(workdir, results)
+    with paths.writing(workdir_lib.plots_dir(workdir), "the plots"):
+      write_plots(workdir, results)
+  except paths.PathError:
+    raise
   except Exception as e:  # noqa: BLE001  (a plot is a view of results already written)
     logging.warning(
       "The plots in %s were not all written (%s: %s).",

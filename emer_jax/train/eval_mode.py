@@ -39,7 +39,9 @@ def evaluate(config, workdir: str, sources: dict) -> dict:
   data, mesh = state_lib.open_data(config)
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
-  workdir_lib.write_json(workdir_lib.config_path(out_dir), workdir_lib.config_json(config))
+  workdir_lib.write_json(
+    workdir_lib.config_path(out_dir), workdir_lib.config_json(config), "the eval config"
+  )
   targets = state_lib.run_targets(config)
   runs = []
   for seed in config.seeds:

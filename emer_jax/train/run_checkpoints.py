@@ -6,8 +6,10 @@ aside and refusing one written by another model or with the other `input.placeme
 weights a run is tested with and `load_for_eval` reads them (eval mode, robustness).
 """
 
+import contextlib
 import datetime
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
@@ -15,9 +17,55 @@ from absl import logging
 from flax import nnx
 from jax.experimental import multihost_utils
 
+from emer_jax import paths
 from emer_jax.errors import UserError
 from emer_jax.train import checkpoint
 from emer_jax.train import state as state_lib
+
+
+class _Manager(ocp.CheckpointManager):
+  """A CheckpointManager whose failed write (a full disk, no permission) is one line naming the
+  checkpoint (`paths.writing`) and leaves no temporary folder of the writes that did not finish
+  (`<step>.orbax-checkpoint-tmp-*`); finished checkpoints are never touched."""
+
+  def __init__(self, directory, what: str, **options):
+    super().__init__(directory, options=ocp.CheckpointManagerOptions(**options))
+    # The step of the latest save: each save first waits for the one before, so an error
+    # surfacing later (asynchronous writes) is that save's.
+    self._what, self._saving = what, None
+
+  @contextlib.contextmanager
+  def _writing(self):
+    directory = os.fspath(self.directory)
+    saving = self._saving is not None
+    try:
+      with paths.writing(
+        os.path.join(directory, str(self._saving)) if saving else directory, self._what
+      ):
+        yield
+    except paths.PathError:
+      if saving and jax.process_index() == 0:
+        for name in os.listdir(directory):
+          if name.startswith(f"{self._saving}{TMP_SUFFIX}"):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+      raise
+
+  def save(self, step, *args, **kwargs):
+    self.wait_until_finished()  # an error of the previous save is named as its own
+    self._saving = step
+    with self._writing():
+      return super().save(step, *args, **kwargs)
+
+  def wait_until_finished(self):
+    with self._writing():
+      super().wait_until_finished()
+
+  def close(self):
+    with self._writing():
+      super().close()
+
+
+TMP_SUFFIX = ".orbax-checkpoint-tmp"  # Orbax writes a step there, then renames it
 
 
 class Managers:
@@ -28,12 +76,11 @@ class Managers:
 
   def __init__(self, run_dir, keep: int):
     options = dict(create=True, enable_async_checkpointing=True)
-    self.latest = ocp.CheckpointManager(
-      os.path.join(run_dir, "latest"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, **options),
+    self.latest = _Manager(
+      os.path.join(run_dir, "latest"), "the latest checkpoint", max_to_keep=keep, **options
     )
-    self.best = ocp.CheckpointManager(
-      os.path.join(run_dir, "best"), options=ocp.CheckpointManagerOptions(max_to_keep=1, **options)
+    self.best = _Manager(
+      os.path.join(run_dir, "best"), "the best checkpoint", max_to_keep=1, **options
     )
 
   def __enter__(self):
