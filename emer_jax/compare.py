@@ -20,6 +20,8 @@ from pathlib import Path
 from absl import app, flags
 
 from emer_jax import cli, logs
+from emer_jax import paths as paths_lib
+from emer_jax import workdir as workdir_lib
 from emer_jax.config_check import flat, may_differ
 from emer_jax.evaluation import tables
 from emer_jax.evaluation.summary import model_name, read_config
@@ -64,7 +66,7 @@ def records(model: str, protocol: str, results: dict, metrics, *, column=None, s
 
 def read_workdir(workdir) -> tuple[dict, dict]:
   """(config, results) of a finished emer_jax.main workdir."""
-  path = Path(workdir) / "results.json"
+  path = Path(workdir_lib.results_path(workdir))
   if not Path(workdir).exists():
     raise FileNotFoundError(f"{workdir} does not exist (expected a workdir of emer_jax.main).")
   if not path.exists():
@@ -156,8 +158,9 @@ def main(argv):
     raise app.UsageError("Name one or more finished workdirs: python -m emer_jax.compare W1 W2 …")
   f = flags.FLAGS
   try:
+    paths_lib.check_writable_dir(f.output, "--output")
     paths = compare(workdirs, f.output, f.metrics or None, f.allow_mixed)
-  except (FileNotFoundError, ValueError, KeyError) as e:
+  except (FileNotFoundError, ValueError, KeyError, paths_lib.PathError) as e:
     print(f"emer_jax.compare: {e}", file=sys.stderr)
     sys.exit(1)
   print(paths["md"].read_text())

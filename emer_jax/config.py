@@ -134,3 +134,14 @@ def protocol_config(protocol: str, arg: str = "") -> ml_collections.ConfigDict:
     c.model.face_encoder.widths = (8, 16, 32, 64)
     c.model.head_hidden = ()  # the reference MLP head barely learns in a short run
   return c
+
+
+def from_json(recorded: dict) -> ml_collections.ConfigDict:
+  """A config from its JSON dict (`config.json`): lists back to tuples."""
+
+  def tuples(obj):
+    if isinstance(obj, dict):
+      return {k: tuples(v) for k, v in obj.items()}
+    return tuple(tuples(v) for v in obj) if isinstance(obj, list) else obj
+
+  return ml_collections.ConfigDict(tuples(recorded))

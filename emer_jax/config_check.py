@@ -40,13 +40,6 @@ MAY_DIFFER = (
 )
 
 
-ORBAX_METADATA = "_METADATA"  # the file every Orbax checkpoint folder holds
-NOT_ORBAX = (
-  f"not an Orbax checkpoint (it holds no {ORBAX_METADATA}); expected a model folder such as "
-  "DIR/model of emer_jax.convert or W/checkpoints/fold1_seed0/best/<step>/model"
-)
-
-
 class ConfigError(UserError, ValueError):
   pass
 
@@ -170,6 +163,8 @@ def config_errors(c) -> list[str]:
 
 
 def _init_checkpoint_errors(path) -> list[str]:
+  from emer_jax.train.checkpoint import NOT_ORBAX, ORBAX_METADATA  # noqa: PLC0415  (Orbax)
+
   key = f"init_checkpoint={path!r}"
   if path.endswith((".pth", ".pt", ".npz")):
     return [

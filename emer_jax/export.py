@@ -18,7 +18,7 @@ import os
 import jax
 from absl import app, flags
 
-from emer_jax import cli, logs
+from emer_jax import cli, logs, paths
 from emer_jax.predict import model as model_lib
 from emer_jax.predict import report
 from emer_jax.predict.model import input_specs
@@ -51,6 +51,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   f = flags.FLAGS
+  paths.check_writable_dir(f.output, "--output")
   loaded = model_lib.from_workdir(f.workdir, f.run, f.data_dir, f.allow_unfinished)
   model, settings = export_model(loaded, f.output)
   logs.wrote("model", model, report.source_note(loaded.source))

@@ -9,7 +9,6 @@ tests what the workdir holds, writing to W/eval/. Multi-process (one process per
 --distributed (auto-detection), or --coordinator_address, --num_processes, --process_id.
 """
 
-import os
 import sys
 
 import jax
@@ -17,6 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from emer_jax import cli
+from emer_jax import workdir as workdir_lib
 from emer_jax.evaluation.summary import print_summary
 from emer_jax.train.trainer import train_and_evaluate
 
@@ -51,7 +51,7 @@ def main(argv):
   results = train_and_evaluate(FLAGS.config, FLAGS.workdir, restart=FLAGS.restart)
   if jax.process_index() == 0:
     evaluated = FLAGS.config.mode == "eval"  # eval mode writes under W/eval/
-    print_summary(results, os.path.join(FLAGS.workdir, "eval") if evaluated else FLAGS.workdir)
+    print_summary(results, workdir_lib.eval_dir(FLAGS.workdir) if evaluated else FLAGS.workdir)
 
 
 if __name__ == "__main__":

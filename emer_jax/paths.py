@@ -1,7 +1,8 @@
 """Folders a command will write, checked before anything is created; write errors named.
 
 `check_writable_dir(path, what)` raises `PathError` when `path` is a file, or neither it nor the
-nearest folder above it that exists can be written. `check_run_paths(config, workdir)` checks a
+nearest folder above it that exists can be written; `check_writable_file(path, what)` the same
+for a file to write (an existing folder there is refused). `check_run_paths(config, workdir)` checks a
 run's workdir and, when its dataset is not built yet, its data_dir. `writing(path, what)` turns
 an OSError raised while writing (disk full, permission) into one line naming both.
 """
@@ -38,6 +39,20 @@ def check_writable_dir(path: str, what: str, *, write: bool = True) -> None:
   if write and not os.access(existing, os.W_OK | os.X_OK):
     where = path if existing == path else f"{path} (the nearest existing folder is {existing})"
     raise PathError(f"{what} {where} cannot be written: permission denied or a read-only disk.")
+
+
+def check_writable_file(path: str, what: str) -> None:
+  """Raises PathError unless `path` is, or can be created as, a file this process can write."""
+  path = os.path.abspath(os.path.expanduser(path))
+  if os.path.isdir(path):
+    raise PathError(f"{what} {path} is a folder, not a file.")
+  existing = _nearest_existing(os.path.dirname(path))
+  if not os.path.isdir(existing):
+    raise PathError(f"{what} {path} is not in a folder ({existing} is a file).")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise PathError(
+      f"{what} {path} cannot be written (in {existing}): permission denied or a read-only disk."
+    )
 
 
 def check_run_paths(config, workdir: str) -> None:

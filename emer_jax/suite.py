@@ -35,6 +35,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from emer_jax import cli, compare, config_check, dataset_targets, logs
+from emer_jax import paths as paths_lib
 from emer_jax.config import protocol_config
 from emer_jax.evaluation import bootstrap, tables
 from emer_jax.protocols import PROTOCOLS, get_protocol, study_labels
@@ -141,6 +142,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   workdir = FLAGS.workdir or os.path.abspath(FLAGS.config.workdir)
+  paths_lib.check_writable_dir(workdir, "--workdir" if FLAGS.workdir else "The suite's workdir")
   start = time.perf_counter()
   paths = run_suite(FLAGS.config, workdir)
   if paths:

@@ -12,7 +12,12 @@ Layout:
   runs/fold{k}_seed{s}.json    a finished run's test metrics and config (a rerun skips it)
   runs/fold{k}_seed{s}.normalisation.json   eye/gaze mean and std of the run's training part
   results.json                 every run's test metrics, their mean and std, the config
+  results.csv, results.md      the same as tables (emer_jax.evaluation.report)
+  per_class_recall.csv         per run and classification target, one column per class
+  predictions_fold{k}_seed{s}.csv   every test sample's labels and outputs
+  plots/<name>.png             confusion matrices, recall, scatter plots, learning curves
   eval/                        what `mode='eval'` writes (the same files); training never reads it
+  robustness/                  what `emer_jax.evaluation.robustness` writes
 
 `open_workdir` holds `W/.lock` (process 0 of a job; a second process stops at once naming the
 holder), compares the config against `W/config.json` and writes that file only once the config
@@ -30,7 +35,7 @@ import jax
 import numpy as np
 
 from emer_jax import config as config_lib
-from emer_jax import config_check
+from emer_jax import config_check, paths
 from emer_jax.errors import UserError
 from tfds_emer import locks
 
@@ -58,14 +63,21 @@ def _json_safe(obj):
   return obj
 
 
-def write_json(path: str, obj):
-  """Writes atomically (a kill never leaves half a file), from process 0 only."""
+def write_json(path: str, obj, what: str = "a record"):
+  """Writes atomically (a kill never leaves half a file), from process 0 only; a write error
+  (a full disk, no permission) is one line naming `what` and the path, leaving no `.tmp`."""
   if jax.process_index():
     return
   tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(_json_safe(obj), f, indent=2, allow_nan=False)
-  os.replace(tmp, path)
+  try:
+    with paths.writing(path, what):
+      with open(tmp, "w") as f:
+        json.dump(_json_safe(obj), f, indent=2, allow_nan=False)
+      os.replace(tmp, path)
+  except paths.PathError:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
 
 
 def config_json(config) -> dict:
@@ -90,8 +102,9 @@ def normalisation_path(out_dir: str, fold: int, seed: int) -> str:
   return under(out_dir, "runs", f"{run_name(fold, seed)}.normalisation.json")
 
 
-def checkpoints_dir(workdir: str, run: str) -> str:
-  """`W/checkpoints/<run>`: the run's `latest`, `best` and `unreadable` folders."""
+def checkpoints_dir(workdir: str, run: str = "") -> str:
+  """`W/checkpoints/<run>`: the run's `latest`, `best` and `unreadable` folders (without a run:
+  `W/checkpoints/`)."""
   return under(workdir, "checkpoints", run)
 
 
@@ -107,8 +120,35 @@ def tensorboard_dir(workdir: str, run: str) -> str:
   return under(workdir, "tensorboard", run)
 
 
+def results_table_paths(out_dir: str) -> tuple[str, str]:
+  """`results.csv` and `results.md`."""
+  return under(out_dir, "results.csv"), under(out_dir, "results.md")
+
+
+def per_class_recall_path(out_dir: str) -> str:
+  return under(out_dir, "per_class_recall.csv")
+
+
+def plots_dir(out_dir: str) -> str:
+  return under(out_dir, "plots")
+
+
+def plot_path(out_dir: str, name: str) -> str:
+  """`plots/<name>.png`, e.g. name 'confusion_er_emotion_fold1_seed0'."""
+  return under(out_dir, "plots", f"{name}.png")
+
+
 def predictions_path(out_dir, fold: int, seed: int) -> pathlib.Path:
-  return pathlib.Path(out_dir) / f"predictions_{run_name(fold, seed)}.csv"
+  return pathlib.Path(under(out_dir, f"predictions_{run_name(fold, seed)}.csv"))
+
+
+def robustness_dir(workdir: str) -> str:
+  """`W/robustness`: what `emer_jax.evaluation.robustness` writes."""
+  return under(workdir, "robustness")
+
+
+def config_path(out_dir: str) -> str:
+  return under(out_dir, CONFIG)
 
 
 def eval_dir(workdir: str) -> str:
@@ -117,11 +157,35 @@ def eval_dir(workdir: str) -> str:
 
 
 def read_config(workdir: str) -> dict | None:
-  path = under(workdir, CONFIG)
+  """`W/config.json` as recorded (nested dicts and lists), or None where there is none."""
+  path = config_path(workdir)
   if not os.path.exists(path):
     return None
   with open(path) as f:
     return json.load(f)
+
+
+def load_config(workdir: str):
+  """The config the workdir was started with, as today's code reads it: a key added since it
+  was written takes its default (`as_read_now`), lists are tuples again."""
+  recorded = read_config(workdir)
+  if recorded is None:
+    raise FileNotFoundError(f"No config.json in {workdir}: is it a workdir of emer_jax.main?")
+  try:
+    defaults = config_lib.base_config(recorded.get("model", {}).get("variant", "reference"))
+  except (KeyError, ValueError):
+    return config_lib.from_json(recorded)
+  return config_lib.from_json(_filled(recorded, defaults.to_dict()))
+
+
+def _filled(recorded: dict, defaults: dict) -> dict:
+  out = dict(recorded)
+  for key, value in defaults.items():
+    if key not in out:
+      out[key] = value
+    elif isinstance(value, dict) and isinstance(out[key], dict):
+      out[key] = _filled(out[key], value)
+  return out
 
 
 def as_read_now(old: dict, new: dict) -> dict:
@@ -177,7 +241,7 @@ def write_config(workdir: str, config) -> None:
   """Records the accepted config once: a rerun's keys that may differ do not replace it."""
   if read_config(workdir) is not None:
     return
-  write_json(under(workdir, CONFIG), config_json(config))
+  write_json(config_path(workdir), config_json(config), "the workdir's config")
 
 
 @contextlib.contextmanager

@@ -37,3 +37,31 @@ def test_library_errors_show_again_after_a_failed_block():
     pass
   assert absl_logging.get_verbosity() == verbosity
   assert logging.getLogger().level == root
+
+
+def test_reading_a_runs_best_model_says_nothing(finished, caplog):
+  """As notebook 02 reads a run's selected weights: Orbax warned that the item's folder has no
+  step metadata (it lives a folder up)."""
+  import os
+
+  from flax import nnx
+
+  from emer_jax import models
+  from emer_jax import workdir as workdir_lib
+  from emer_jax.protocols import head_sizes
+  from emer_jax.train.checkpoint import restore_model
+  from emer_jax.train.state import run_targets
+
+  workdir, config = finished
+  best = os.path.join(workdir_lib.checkpoints_dir(workdir, "fold1_seed0"), "best")
+  heads = head_sizes(run_targets(config))
+  model = models.build_model(config.model, heads=heads, rngs=nnx.Rngs(0))
+  verbosity = absl_logging.get_verbosity()
+  try:
+    logs.quiet()
+    with caplog.at_level(logging.WARNING):
+      restore_model(os.path.join(best, max(os.listdir(best), key=int), "model"), model)
+  finally:
+    logging.getLogger("absl").removeFilter(logs._DROP_NOISE)
+    absl_logging.set_verbosity(verbosity)
+  assert not caplog.records, caplog.text

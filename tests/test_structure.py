@@ -172,3 +172,10 @@ def test_no_module_uses_another_modules_private_names():
     for module, owner, name, line in private
   ]
   assert not used, "private names used from another module:\n" + "\n".join(used)
+
+
+def test_the_checkpoint_code_does_not_depend_on_config_checking():
+  """Orbax's layout (`_METADATA`) is the checkpoint code's to know; config_check asks it."""
+  edges, _ = _graph()
+  assert "emer_jax.config_check" not in edges["emer_jax.train.checkpoint"]
+  assert "emer_jax.train.checkpoint" in edges["emer_jax.config_check"]

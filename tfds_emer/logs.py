@@ -22,6 +22,9 @@ NOISE = (
   "Variant folder %s has no %s",
   # tfds, on each `emer_study` builder: its config is made from the study, as designed.
   "Using custom data configuration: %s",
+  # orbax, reading one item of a checkpoint (a run's `best/<step>/model`): the step's own
+  # metadata file lives a folder up.
+  "Metadata file does not exist: %s",
 )
 
 

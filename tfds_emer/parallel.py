@@ -2,8 +2,10 @@
 
 import collections
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
+import sys
 
 
 def default_workers(num_items: int | None = None, per_worker: int = 8) -> int:
@@ -33,10 +35,28 @@ def ordered_map(fn, items, workers: int, *, initializer=None, initargs=(), ahead
   pending = collections.deque()
   try:
     for item in items:
-      pending.append(pool.submit(fn, item))
+      with _main_script_hidden():  # a submit may start a worker
+        pending.append(pool.submit(fn, item))
       if len(pending) >= workers * ahead:
         yield pending.popleft().result()
     while pending:
       yield pending.popleft().result()
   finally:
     pool.shutdown(cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _main_script_hidden():
+  """A spawned worker runs the main script again unless it is a module (`python -m`); a script
+  without an `if __name__ == "__main__":` guard (a notebook's `.py` twin) would redo its work in
+  every worker. Workers need only the modules of `fn` and `initializer`."""
+  main = sys.modules.get("__main__")
+  path = getattr(main, "__file__", None)
+  if path is None or getattr(main, "__spec__", None) is not None:
+    yield
+    return
+  del main.__file__
+  try:
+    yield
+  finally:
+    main.__file__ = path

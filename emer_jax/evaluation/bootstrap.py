@@ -13,7 +13,6 @@ significantly different from the best when that interval contains 0.
 """
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -202,7 +201,7 @@ def mark_ties(records: Sequence[Mapping], workdirs: Mapping, seed: int = SEED, n
 
   def means_of(key):
     if key not in cells_means:
-      with open(os.path.join(workdirs[key], "results.json")) as f:
+      with open(workdir_lib.results_path(workdirs[key])) as f:
         cells_runs[key] = _by_sample(read_runs(workdirs[key], json.load(f)["runs"]))
       cells_means[key] = _means(cells_runs[key], seed, num)
     return cells_means[key]

@@ -1,8 +1,8 @@
 """A finished run directory's reports: tables, reference-style metrics and plots.
 
 `write_run_reports(workdir, results)` reads the predictions CSVs and `metrics.jsonl` that the
-trainer wrote and adds, in the workdir:
-  results.csv, results.md       per fold and seed, then mean and std (`tables.write_results`)
+trainer wrote and adds, in the workdir (paths from `emer_jax.workdir`):
+  results.csv, results.md       per fold and seed, then mean and std
   per_class_recall.csv          per run and classification target, one column per class
   plots/confusion_<target>_fold{k}_seed{s}.png      counts and row-normalised
   plots/confusion_<target>_all.png                  summed over the runs, if more than one
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emer_jax import paths
 from emer_jax import workdir as workdir_lib
 from emer_jax.evaluation import bootstrap, plots, predictions, tables
 from emer_jax.evaluation import metrics as metrics_lib
@@ -75,7 +76,8 @@ def _merged(pooled, reference):
 def write_tables(workdir, results) -> None:
   """results.csv (pooled and `ref_` columns) and results.md (a table for each)."""
   reference = results["reference_style"]
-  tables.write_results(_merged(results, reference), workdir)
+  csv_path, md_path = workdir_lib.results_table_paths(workdir)
+  tables.results_frame(_merged(results, reference)).to_csv(csv_path, index=False)
   text = [
     f"# {results['protocol']}: test metrics per fold and seed",
     "",
@@ -88,7 +90,7 @@ def write_tables(workdir, results) -> None:
     "",
     tables.results_markdown(reference),
   ]
-  (Path(workdir) / "results.md").write_text("\n".join(text))
+  Path(md_path).write_text("\n".join(text))
 
 
 def write_per_class_recall(workdir, results) -> Path:
@@ -98,18 +100,20 @@ def write_per_class_recall(workdir, results) -> Path:
       if TARGETS[target].kind == "classification":
         recall = dict(zip(TARGETS[target].class_names, values["per_class_recall"], strict=True))
         rows.append({"fold": run["fold"], "seed": run["seed"], "target": target, **recall})
-  path = Path(workdir) / "per_class_recall.csv"
+  path = Path(workdir_lib.per_class_recall_path(workdir))
   pd.DataFrame(rows).to_csv(path, index=False)
   return path
 
 
 def write_plots(workdir, results) -> None:
-  out = Path(workdir) / "plots"
+  def out(name):
+    return Path(workdir_lib.plot_path(workdir, name))
+
   summed = {}
   metrics_jsonl = Path(workdir_lib.metrics_path(workdir))
   for run in results["runs"]:
     fold, seed = _key(run)
-    tag = f"fold{fold}_seed{seed}"
+    tag = workdir_lib.run_name(fold, seed)
     title = f"{results['protocol']} fold {fold} seed {seed}"
     frame = None
     for target, values in run["metrics"].items():
@@ -117,12 +121,12 @@ def write_plots(workdir, results) -> None:
       if spec.kind == "classification":
         names = spec.class_names
         plots.plot_confusion(
-          values["confusion"], names, out / f"confusion_{target}_{tag}.png", f"{target}, {title}"
+          values["confusion"], names, out(f"confusion_{target}_{tag}"), f"{target}, {title}"
         )
         plots.plot_per_class_recall(
           values["per_class_recall"],
           names,
-          out / f"recall_{target}_{tag}.png",
+          out(f"recall_{target}_{tag}"),
           f"{target}, {title}",
           support=np.asarray(values["confusion"]).sum(1),
         )
@@ -133,13 +137,13 @@ def write_plots(workdir, results) -> None:
         plots.plot_regression_scatter(
           frame[target],
           frame[predictions.PRED_PREFIX + target],
-          out / f"scatter_{target}_{tag}.png",
+          out(f"scatter_{target}_{tag}"),
           f"{target}, {title}",
         )
     if metrics_jsonl.exists() and plots.read_metrics_jsonl(metrics_jsonl, fold, seed):
       plots.plot_learning_curves(
         metrics_jsonl,
-        out / f"learning_curves_{tag}.png",
+        out(f"learning_curves_{tag}"),
         fold,
         seed,
         selected_step=run.get("selected_step"),
@@ -149,7 +153,7 @@ def write_plots(workdir, results) -> None:
   for target, confusion in summed.items():
     title = f"{target}, {results['protocol']}, all {len(results['runs'])} runs"
     plots.plot_confusion(
-      confusion, TARGETS[target].class_names, out / f"confusion_{target}_all.png", title
+      confusion, TARGETS[target].class_names, out(f"confusion_{target}_all"), title
     )
 
 
@@ -170,12 +174,20 @@ def write_run_reports(workdir, results, save=None, batch_size: int = REFERENCE_B
   results = {**results, "reference_style": reference_style(workdir, results, batch_size)}
   if save is not None:
     save(results)
-  write_tables(workdir, results)
-  write_per_class_recall(workdir, results)
+  with paths.writing(workdir_lib.results_table_paths(workdir)[1], "the result tables"):
+    write_tables(workdir, results)
+  with paths.writing(workdir_lib.per_class_recall_path(workdir), "the per-class recall"):
+    write_per_class_recall(workdir, results)
   try:
-    write_plots(workdir, results)
+    with paths.writing(workdir_lib.plots_dir(workdir), "the plots"):
+      write_plots(workdir, results)
+  except paths.PathError:
+    raise
   except Exception as e:  # noqa: BLE001  (a plot is a view of results already written)
     logging.warning(
-      "The plots in %s/plots were not all written (%s: %s).", workdir, type(e).__name__, e
+      "The plots in %s were not all written (%s: %s).",
+      workdir_lib.plots_dir(workdir),
+      type(e).__name__,
+      e,
     )
   return results

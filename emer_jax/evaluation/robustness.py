@@ -25,13 +25,12 @@ import zlib
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pandas as pd
 from absl import app, flags, logging
 from tqdm.auto import tqdm
 
-from emer_jax import cli, dataset_targets, logs
+from emer_jax import cli, dataset_targets, logs, paths
 from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
@@ -44,28 +43,10 @@ from emer_jax.train import runs as runs_lib
 from emer_jax.train import state as state_lib
 
 FLAGS = flags.FLAGS
-OUTPUT = "robustness"
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run was trained with, from its `config.json` (lists back to tuples)."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"No config.json in {workdir}; is it a training workdir?")
-  with open(path) as f:
-    return ml_collections.ConfigDict(_tuples(json.load(f)))
-
-
-def _tuples(obj):
-  if isinstance(obj, dict):
-    return {k: _tuples(v) for k, v in obj.items()}
-  if isinstance(obj, list):
-    return tuple(_tuples(v) for v in obj)
-  return obj
 
 
 def _read_results(workdir: str) -> dict:
-  path = os.path.join(workdir, "results.json")
+  path = workdir_lib.results_path(workdir)
   if not os.path.exists(path):
     raise FileNotFoundError(
       f"No results.json in {workdir}: the robustness protocol tests a finished run. Train it "
@@ -83,13 +64,12 @@ def selected_state(config, workdir: str, run: dict, targets, mesh):
   graphdef, abstract, state = state_lib.init_state(
     config, head_sizes(targets), run["seed"], 1, mesh
   )
-  run_dir = os.path.join(workdir, "checkpoints", name)
+  run_dir = workdir_lib.checkpoints_dir(workdir, name)
   step = run["selected_step"]
+  source = run_checkpoints.selected_checkpoint(run_dir, step)
   with jax.set_mesh(mesh):
-    for kind in ("best", "latest"):
-      directory = os.path.join(run_dir, kind)
-      if os.path.isdir(os.path.join(directory, str(step))):
-        return graphdef, run_checkpoints.load_for_eval((kind, directory, step), abstract, state)[0]
+    if source is not None:
+      return graphdef, run_checkpoints.load_for_eval(source, abstract, state)[0]
     if config.init_checkpoint and step == 0:
       return graphdef, state_lib.with_init_checkpoint(config, graphdef, state)
   raise FileNotFoundError(
@@ -140,6 +120,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
   """Tests every run of `workdir` clean and under each corruption; writes and returns the
   report (see the module docstring). `names` limits the corruptions (`none` always runs)."""
   workdir = os.path.abspath(workdir)
+  paths.check_writable_dir(workdir_lib.robustness_dir(workdir), "The robustness folder")
   results = _read_results(workdir)
   dataset_targets.resolve(config)
   mesh = state_lib.make_mesh(config)
@@ -156,7 +137,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
         f"{workdir}/results.json: the dataset or split settings differ from the run's."
       )
     graphdef, state = selected_state(config, workdir, run, targets, mesh)
-    out = os.path.join(workdir, "robustness")
+    out = workdir_lib.robustness_dir(workdir)
     run_data = eval_mode.eval_normalised(
       config, data, split, workdir, out, run["fold"], run["seed"]
     )
@@ -204,7 +185,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
     ],
   }
   if jax.process_index() == 0:
-    write_report(report, os.path.join(workdir, OUTPUT))
+    write_report(report, workdir_lib.robustness_dir(workdir))
   return report
 
 
@@ -316,7 +297,7 @@ def comparison_records(report: dict, model: str, metrics) -> list[dict]:
 def cell_report(config, workdir: str, names=None) -> dict:
   """A suite cell's report: read from its robustness.json when that holds the same
   corruptions, else computed (and written)."""
-  path = os.path.join(workdir, OUTPUT, "robustness.json")
+  path = os.path.join(workdir_lib.robustness_dir(workdir), "robustness.json")
   wanted = [(c.name, c.modality) for c in corruptions_lib.for_model(config.model.modalities, names)]
   if os.path.exists(path):
     with open(path) as f:
@@ -329,11 +310,12 @@ def cell_report(config, workdir: str, names=None) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  config = FLAGS.config if FLAGS.config is not None else load_config(FLAGS.workdir)
+  paths.check_writable_dir(workdir_lib.robustness_dir(FLAGS.workdir), "The robustness folder")
+  config = FLAGS.config if FLAGS.config is not None else workdir_lib.load_config(FLAGS.workdir)
   names = [n for n in FLAGS.corruptions if n != "none"] or None
   report = evaluate_robustness(config, FLAGS.workdir, names, FLAGS.seed)
   if jax.process_index() == 0:
-    out = os.path.join(os.path.abspath(FLAGS.workdir), OUTPUT)
+    out = workdir_lib.robustness_dir(FLAGS.workdir)
     with open(os.path.join(out, "robustness.md")) as f:
       print(f.read())
     rows = f"{len(report['rows'])} rows: corruption, modality, severity"

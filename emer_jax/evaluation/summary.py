@@ -12,10 +12,10 @@ For a tiny 6-step run of the quickstart (tests/test_train.py's settings):
 
 Over several runs the numbers read 'mean ± std' (sample std over folds × seeds)."""
 
-import json
 import os
 from pathlib import Path
 
+from emer_jax import workdir as workdir_lib
 from emer_jax.evaluation.tables import format_mean_std
 from emer_jax.protocols import TARGETS
 
@@ -26,11 +26,8 @@ HEADLINE = {
 
 
 def read_config(workdir) -> dict:
-  """The resolved config a run wrote (`config.json`), as a dict."""
-  path = Path(workdir) / "config.json"
-  if not path.exists():
-    raise FileNotFoundError(f"{path} is missing: is {workdir} an emer_jax.main workdir?")
-  return json.loads(path.read_text())
+  """The config a workdir was started with, as a dict (`emer_jax.workdir.load_config`)."""
+  return workdir_lib.load_config(os.fspath(workdir)).to_dict()
 
 
 def model_name(config: dict) -> str:
@@ -99,7 +96,7 @@ def _target_lines(results, target) -> list[str]:
 
 def summary_lines(results: dict, workdir) -> list[str]:
   """The human summary of a finished `train_and_evaluate` (its returned `results`)."""
-  workdir = Path(workdir)
+  workdir = os.fspath(workdir)
   try:
     title = describe(read_config(workdir))
   except FileNotFoundError:
@@ -126,17 +123,18 @@ def summary_lines(results: dict, workdir) -> list[str]:
     f"{_per_run(results, 'num_test')} · validation {_per_run(results, 'num_val')} · "
     f"train {_per_run(results, 'num_train')}"
   )
-  plots = workdir / "plots"
+  plots = Path(workdir_lib.plots_dir(workdir))
   num_plots = len(list(plots.glob("*.png"))) if plots.is_dir() else 0
   lines.append(
-    f"wrote results: {workdir / 'results.md'}  (also results.json, results.csv, "
-    "per_class_recall.csv, predictions_fold*_seed*.csv)"
+    f"wrote results: {workdir_lib.results_table_paths(workdir)[1]}  (also results.json, "
+    "results.csv, per_class_recall.csv, predictions_fold*_seed*.csv)"
   )
   lines.append(f"wrote plots: {plots}{os.sep}  ({num_plots} files)")
   if trained:  # eval mode writes neither
+    tensorboard = workdir_lib.tensorboard_dir(workdir, "")
     lines.append(
-      f"wrote logs: {workdir / 'tensorboard'}{os.sep}  "
-      f"(tensorboard --logdir {workdir / 'tensorboard'}), checkpoints in {workdir / 'checkpoints'}"
+      f"wrote logs: {tensorboard}  (tensorboard --logdir {tensorboard.rstrip(os.sep)}), "
+      f"checkpoints in {workdir_lib.checkpoints_dir(workdir).rstrip(os.sep)}"
     )
   return lines
 

@@ -90,8 +90,9 @@ def _recordings():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from emer_jax import predict
+  from emer_jax import paths, predict
 
+  paths.check_writable_file(_OUTPUT.value, "--output")
   mapping = json.loads(pathlib.Path(_MAPPING.value).read_text()) if _MAPPING.value else {}
   try:
     recs = _recordings()

@@ -19,6 +19,7 @@ import orbax.checkpoint as ocp
 import tensorflow_datasets as tfds
 from flax import nnx
 
+from emer_jax import config as config_lib
 from emer_jax import logs, models
 from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
@@ -112,22 +113,9 @@ def face_frames_of(dataset: str, data_dir: str) -> int:
   return frames or builder.info.features["face"].shape[0]
 
 
-def _tuples(obj):
-  if isinstance(obj, dict):
-    return {k: _tuples(v) for k, v in obj.items()}
-  return tuple(_tuples(v) for v in obj) if isinstance(obj, list) else obj
-
-
-def read_config(path: str) -> ml_collections.ConfigDict:
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"No config at {path}.")
-  with open(path) as f:
-    return ml_collections.ConfigDict(_tuples(json.load(f)))
-
-
 def run_names(workdir: str) -> list[str]:
   """Runs of a workdir that have a selected checkpoint, e.g. ['fold1_seed0', ...]."""
-  root = workdir_lib.under(workdir, "checkpoints")
+  root = workdir_lib.checkpoints_dir(workdir)
   names = sorted(os.listdir(root)) if os.path.isdir(root) else []
   return [
     n for n in names if os.path.isdir(os.path.join(workdir_lib.checkpoints_dir(workdir, n), "best"))
@@ -252,7 +240,7 @@ def from_workdir(
   from emer_jax.train.state import run_targets  # the trainer decides a run's heads
 
   workdir = os.path.abspath(workdir)
-  config = read_config(workdir_lib.under(workdir, "config.json"))
+  config = workdir_lib.load_config(workdir)
   use_labels(config.get("labels"))  # a study's targets, as the run recorded them
   names = run_names(workdir)
   if run:
@@ -273,13 +261,13 @@ def from_workdir(
       state, run_steps[n] = _restore_best(workdir_lib.checkpoints_dir(workdir, n), model)
       states.append(state)
       bar.update()
-  data_dir = data_dir or config.get("data_dir", "")
+  data_dir = data_dir or config.data_dir
   norms = [pipeline.load_normalisation(_normalisation_path(workdir, n)) for n in names]
   settings = Settings(_sampler(config, norms[0]), face_frames_of(config.dataset, data_dir), targets)
   renorm = [_affine(norms[0], n) for n in norms] if len(norms) > 1 else None
   graphdef = nnx.graphdef(model)
   source = {"workdir": workdir, "runs": names, "steps": run_steps, "finished": not unfinished}
-  dtype = jnp.dtype(config.get("dtype", "float32"))
+  dtype = jnp.dtype(config.dtype)
   return Model(graphdef, states, settings, dtype, source, renorm)
 
 
@@ -299,7 +287,11 @@ def from_checkpoint(
   """A model checkpoint `directory`/model with `directory`/config.json (the model config and
   its `heads`), as `python -m emer_jax.convert` writes them."""
   directory = os.path.abspath(directory)
-  description = read_config(os.path.join(directory, "config.json"))
+  path = os.path.join(directory, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No config at {path}.")
+  with open(path) as f:
+    description = config_lib.from_json(json.load(f))
   if "heads" not in description:
     raise ValueError(f"{directory}/config.json has no 'heads' (target name → size).")
   heads = dict(description.heads)

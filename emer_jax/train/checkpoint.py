@@ -6,8 +6,13 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from emer_jax.config_check import NOT_ORBAX, ORBAX_METADATA
 from emer_jax.errors import UserError
+
+ORBAX_METADATA = "_METADATA"  # the file every Orbax checkpoint folder holds
+NOT_ORBAX = (
+  f"not an Orbax checkpoint (it holds no {ORBAX_METADATA}); expected a model folder such as "
+  "DIR/model of emer_jax.convert or W/checkpoints/fold1_seed0/best/<step>/model"
+)
 
 
 class CheckpointMismatch(UserError, ValueError):

@@ -6,7 +6,6 @@ import os
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 from absl import logging
 
 from emer_jax import workdir as workdir_lib
@@ -22,20 +21,27 @@ class NothingToEvaluate(UserError):
   pass
 
 
-def evaluate(config, workdir: str) -> dict:
-  """Tests `init_checkpoint`, else each run's `best` (else its `latest`), writing `workdir/eval/`.
+def sources(config, workdir: str) -> dict:
+  """(fold, seed) -> (kind, directory, step) of each run's checkpoint to test (`best`, else
+  `latest`); {} with `init_checkpoint`. Raises NothingToEvaluate where a run has none, or
+  ConfigChanged where the workdir was started with another config."""
+  if config.init_checkpoint:
+    return {}
+  workdir_lib.check_same_config(workdir, config)
+  return _eval_sources(config, workdir)
 
-  Never trains, and never writes anything training owns.
+
+def evaluate(config, workdir: str, sources: dict) -> dict:
+  """Tests `init_checkpoint`, else each run's `best` (else its `latest`) as `sources` found them,
+  writing `workdir/eval/`. Never trains, and never writes anything training owns.
   """
-  sources = {}
-  if not config.init_checkpoint:
-    workdir_lib.check_same_config(workdir, config)
-    sources = _eval_sources(config, workdir)
   out_dir = workdir_lib.eval_dir(workdir)
   data, mesh = state_lib.open_data(config)
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
-  workdir_lib.write_json(os.path.join(out_dir, "config.json"), workdir_lib.config_json(config))
+  workdir_lib.write_json(
+    workdir_lib.config_path(out_dir), workdir_lib.config_json(config), "the eval config"
+  )
   targets = state_lib.run_targets(config)
   runs = []
   for seed in config.seeds:
@@ -89,20 +95,17 @@ def _eval_sources(config, workdir) -> dict:
   for seed in config.seeds:
     for fold in config.folds:
       run_dir = workdir_lib.checkpoints_dir(workdir, workdir_lib.run_name(fold, seed))
-      for kind in ("best", "latest"):
-        directory = os.path.join(run_dir, kind)
-        found = os.path.isdir(directory) and ocp.utils.checkpoint_steps(directory)
-        if found:
-          sources[(fold, seed)] = (kind, directory, max(found))
-          if kind == "latest":
-            logging.warning(
-              "%s has no best checkpoint; evaluating its latest (step %d).",
-              workdir_lib.run_name(fold, seed),
-              max(found),
-            )
-          break
-      else:
+      source = run_checkpoints.selected_checkpoint(run_dir)
+      if source is None:
         missing.append(run_dir)
+        continue
+      sources[(fold, seed)] = source
+      if source[0] == "latest":
+        logging.warning(
+          "%s has no best checkpoint; evaluating its latest (step %d).",
+          workdir_lib.run_name(fold, seed),
+          source[2],
+        )
   if missing:
     raise NothingToEvaluate(
       "Nothing to evaluate: no init_checkpoint is set and there is no checkpoint in "

@@ -1,12 +1,15 @@
 """A run's checkpoints: `latest` (resume) and `best` (the validation selection).
 
 `resume` opens a run: `restore_latest` reads the newest readable `latest`, moving damaged ones
-aside and refusing one written by another model or with the other `input.placement`; `save_best`/`recorded_best` keep
-the selection across a kill; `load_for_eval` reads a run's weights for eval mode.
+aside and refusing one written by another model or with the other `input.placement`;
+`save_best`/`recorded_best` keep the selection across a kill; `selected_checkpoint` finds the
+weights a run is tested with and `load_for_eval` reads them (eval mode, robustness).
 """
 
+import contextlib
 import datetime
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
@@ -14,9 +17,55 @@ from absl import logging
 from flax import nnx
 from jax.experimental import multihost_utils
 
+from emer_jax import paths
 from emer_jax.errors import UserError
 from emer_jax.train import checkpoint
 from emer_jax.train import state as state_lib
+
+
+class _Manager(ocp.CheckpointManager):
+  """A CheckpointManager whose failed write (a full disk, no permission) is one line naming the
+  checkpoint (`paths.writing`) and leaves no temporary folder of the writes that did not finish
+  (`<step>.orbax-checkpoint-tmp-*`); finished checkpoints are never touched."""
+
+  def __init__(self, directory, what: str, **options):
+    super().__init__(directory, options=ocp.CheckpointManagerOptions(**options))
+    # The step of the latest save: each save first waits for the one before, so an error
+    # surfacing later (asynchronous writes) is that save's.
+    self._what, self._saving = what, None
+
+  @contextlib.contextmanager
+  def _writing(self):
+    directory = os.fspath(self.directory)
+    saving = self._saving is not None
+    try:
+      with paths.writing(
+        os.path.join(directory, str(self._saving)) if saving else directory, self._what
+      ):
+        yield
+    except paths.PathError:
+      if saving and jax.process_index() == 0:
+        for name in os.listdir(directory):
+          if name.startswith(f"{self._saving}{TMP_SUFFIX}"):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+      raise
+
+  def save(self, step, *args, **kwargs):
+    self.wait_until_finished()  # an error of the previous save is named as its own
+    self._saving = step
+    with self._writing():
+      return super().save(step, *args, **kwargs)
+
+  def wait_until_finished(self):
+    with self._writing():
+      super().wait_until_finished()
+
+  def close(self):
+    with self._writing():
+      super().close()
+
+
+TMP_SUFFIX = ".orbax-checkpoint-tmp"  # Orbax writes a step there, then renames it
 
 
 class Managers:
@@ -27,12 +76,11 @@ class Managers:
 
   def __init__(self, run_dir, keep: int):
     options = dict(create=True, enable_async_checkpointing=True)
-    self.latest = ocp.CheckpointManager(
-      os.path.join(run_dir, "latest"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, **options),
+    self.latest = _Manager(
+      os.path.join(run_dir, "latest"), "the latest checkpoint", max_to_keep=keep, **options
     )
-    self.best = ocp.CheckpointManager(
-      os.path.join(run_dir, "best"), options=ocp.CheckpointManagerOptions(max_to_keep=1, **options)
+    self.best = _Manager(
+      os.path.join(run_dir, "best"), "the best checkpoint", max_to_keep=1, **options
     )
 
   def __enter__(self):
@@ -154,6 +202,19 @@ def restore_best_model(best, step, abstract):
     step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract["model"]))
   )
   return restored.model
+
+
+def selected_checkpoint(run_dir: str, step: int | None = None) -> tuple[str, str, int] | None:
+  """(kind, directory, step) of the weights a run is tested with: its `best` checkpoint, else
+  its `latest` (a run without validation, or stopped before its first); the newest, or the one
+  of `step`. None where neither holds one."""
+  for kind in ("best", "latest"):
+    directory = os.path.join(run_dir, kind)
+    found = ocp.utils.checkpoint_steps(directory) if os.path.isdir(directory) else []
+    found = [s for s in found if step is None or s == step]
+    if found:
+      return kind, directory, max(found)
+  return None
 
 
 def load_for_eval(source, abstract, state):

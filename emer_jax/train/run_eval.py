@@ -7,7 +7,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from emer_jax import logs
+from emer_jax import logs, paths
 from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.evaluation import metrics as metrics_lib
@@ -89,11 +89,11 @@ def write_run(out_dir, result, data, indices, targets, outputs):
   labels = labels_of(data, indices, targets)
   for name, values in metrics_lib.masked_metrics(labels, outputs, masked).items():
     result["metrics"][name] |= values
-  _write_predictions(
-    out_dir, result["fold"], result["seed"], data, indices, targets, outputs, masked
-  )
-  os.makedirs(workdir_lib.runs_dir(out_dir), exist_ok=True)
-  workdir_lib.write_json(workdir_lib.run_json_path(out_dir, result["fold"], result["seed"]), result)
+  fold, seed = result["fold"], result["seed"]
+  with paths.writing(workdir_lib.predictions_path(out_dir, fold, seed), "the test predictions"):
+    _write_predictions(out_dir, fold, seed, data, indices, targets, outputs, masked)
+    os.makedirs(workdir_lib.runs_dir(out_dir), exist_ok=True)
+  workdir_lib.write_json(workdir_lib.run_json_path(out_dir, fold, seed), result, "the run's record")
 
 
 def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs, masked):
@@ -123,6 +123,9 @@ def write_results(config, out_dir, runs, recorded: dict) -> dict:
     **metrics_lib.summarize([run["metrics"] for run in runs]),
     "config": recorded,
   }
-  save = lambda r: workdir_lib.write_json(workdir_lib.results_path(out_dir), r)  # noqa: E731
+
+  def save(results):
+    workdir_lib.write_json(workdir_lib.results_path(out_dir), results, "the results")
+
   logs.phase(f"writing reports to {out_dir}")
   return report.write_run_reports(out_dir, results, save=save)

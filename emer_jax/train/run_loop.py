@@ -78,49 +78,51 @@ def fit(config, engine, runs: list[runs_lib.Run], interrupt) -> None:
   if any(run.training for run in runs):
     logs.phase(f"{names}: {engine.compiling}")
   progress, ticks, pending = None, {}, [[] for _ in runs]
-  while any(run.training for run in runs):
-    training = [r for r, run in enumerate(runs) if run.training]
-    k = min(
-      [engine.steps_per_call]
-      + [runs[r].cadence.next_due(runs[r].step) - runs[r].step for r in training]
-    )
-    done = sum(run.step for run in runs)
-    stepped = engine.advance(k)
-    if progress is None:  # throughput and the bar's ETA start after the compiling call
-      jax.block_until_ready([finite for finite, _ in stepped])
-      progress = logs.progress(total, f"{names}: training", initial=done)
-    now = time.perf_counter()
-    due = {}
-    for r in training:
-      run, (finite, last) = runs[r], stepped[r]
-      pending[r] += [(run.step + j + 1, *ok) for j, ok in enumerate(finite)]
-      run.step += k
-      progress.update(k)
-      ticks.setdefault(run.name, (now, run.step))
-      due[r] = run.cadence(run.step)
-      if due[r]:
-        runs_lib.check_finite(jax.device_get(pending[r]), run.name if len(runs) > 1 else "")
-        pending[r] = []
-      if "log" in due[r]:
-        logged = _log(config, run, jax.device_get(last()), ticks, time.perf_counter())
-        if len(runs) == 1:
-          progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
-    validating = [r for r, d in due.items() if "eval" in d]
-    if validating:
-      _validate(config, engine, runs, validating)
-    for r, d in due.items():
-      if "checkpoint" in d:
-        engine.save_latest(r)
-    if interrupt.pressed:
+  try:
+    while any(run.training for run in runs):
+      training = [r for r, run in enumerate(runs) if run.training]
+      k = min(
+        [engine.steps_per_call]
+        + [runs[r].cadence.next_due(runs[r].step) - runs[r].step for r in training]
+      )
+      done = sum(run.step for run in runs)
+      stepped = engine.advance(k)
+      if progress is None:  # throughput and the bar's ETA start after the compiling call
+        jax.block_until_ready([finite for finite, _ in stepped])
+        progress = logs.progress(total, f"{names}: training", initial=done)
+      now = time.perf_counter()
+      due = {}
+      for r in training:
+        run, (finite, last) = runs[r], stepped[r]
+        pending[r] += [(run.step + j + 1, *ok) for j, ok in enumerate(finite)]
+        run.step += k
+        progress.update(k)
+        ticks.setdefault(run.name, (now, run.step))
+        due[r] = run.cadence(run.step)
+        if due[r]:
+          runs_lib.check_finite(jax.device_get(pending[r]), run.name if len(runs) > 1 else "")
+          pending[r] = []
+        if "log" in due[r]:
+          logged = _log(config, run, jax.device_get(last()), ticks, time.perf_counter())
+          if len(runs) == 1:
+            progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
+      validating = [r for r, d in due.items() if "eval" in d]
+      if validating:
+        _validate(config, engine, runs, validating)
+      for r, d in due.items():
+        if "checkpoint" in d:
+          engine.save_latest(r)
+      if interrupt.pressed:
+        progress.close()
+        for run in runs:
+          run.latest.wait_until_finished()
+        saved = min(run.latest.latest_step() or 0 for run in runs)
+        step = min(run.step for run in runs)
+        raise ctrl_c.Interrupted(names, step, saved, max(run.cadence.total_steps for run in runs))
+  finally:  # a stop (an error, Ctrl-C) leaves no bar drawn after its message
+    if progress is not None:
       progress.close()
-      for run in runs:
-        run.latest.wait_until_finished()
-      saved = min(run.latest.latest_step() or 0 for run in runs)
-      step = min(run.step for run in runs)
-      raise ctrl_c.Interrupted(names, step, saved, max(run.cadence.total_steps for run in runs))
   interrupt.restore()
-  if progress is not None:
-    progress.close()
 
 
 def _log(config, run: runs_lib.Run, metrics: dict, ticks: dict, now: float) -> dict:

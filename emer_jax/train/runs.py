@@ -138,7 +138,7 @@ def normalised(data, train_indices, config, path):
         "the dataset or the split changed since the run started. Use a new workdir."
       )
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  workdir_lib.write_json(path, data.normalisation.to_dict())
+  workdir_lib.write_json(path, data.normalisation.to_dict(), "the normalisation statistics")
   return data
 
 

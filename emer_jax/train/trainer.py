@@ -29,9 +29,12 @@ def train_and_evaluate(config, workdir: str, *, restart: bool = False) -> dict:
   paths.check_run_paths(config, workdir)
   state_lib.check_init_checkpoint(config)
   workdir = os.path.abspath(workdir)
+  if config.mode == "eval":
+    paths.check_writable_dir(workdir_lib.eval_dir(workdir), "The eval folder")
+    sources = eval_mode.sources(config, workdir)  # nothing to evaluate: an error, nothing created
+    with workdir_lib.locked(workdir):
+      return eval_mode.evaluate(config, workdir, sources)
   with workdir_lib.locked(workdir):
-    if config.mode == "eval":
-      return eval_mode.evaluate(config, workdir)
     if restart and jax.process_index() == 0:
       aside = workdir_lib.move_aside(workdir)
       if aside:

@@ -9,6 +9,7 @@ import os
 import jax
 import numpy as np
 
+from emer_jax import paths
 from emer_jax import workdir as workdir_lib
 from emer_jax.train.losses import task_loss
 
@@ -38,22 +39,27 @@ class MetricWriter:
   """Appends `{"step": ..., **tags, **metrics}` lines to `metrics.jsonl` and TensorBoard.
 
   `tags` (e.g. fold and seed) identify the run. On resume from step S, lines of the same run
-  logged after S are dropped first, so a resumed run's log equals an uninterrupted one's.
+  logged after S are dropped first, so a resumed run's log equals an uninterrupted one's. A
+  write error (a full disk, no permission) is one line naming the file (`paths.writing`).
   """
 
   def __init__(self, workdir: str, run_name: str, tags: dict, resume_step: int = 0):
     self._active = jax.process_index() == 0
     self._tags = tags
     self._path = workdir_lib.metrics_path(workdir)
+    self._tb_dir = workdir_lib.tensorboard_dir(workdir, run_name)
     self._tb = None
     if not self._active:
       return
-    self._truncate(resume_step)
+    with paths.writing(self._path, "the metrics log"):
+      self._truncate(resume_step)
     from tensorboardX import SummaryWriter
 
-    self._tb = SummaryWriter(
-      workdir_lib.tensorboard_dir(workdir, run_name), purge_step=resume_step or None
-    )
+    with self._writing_tensorboard():
+      self._tb = SummaryWriter(self._tb_dir, purge_step=resume_step or None)
+
+  def _writing_tensorboard(self):
+    return paths.writing(self._tb_dir, "the TensorBoard log")
 
   def _truncate(self, resume_step: int):
     if not os.path.exists(self._path):
@@ -78,20 +84,23 @@ class MetricWriter:
     if not self._active:
       return
     metrics = {k: _scalar(v) for k, v in metrics.items()}
-    with open(self._path, "a") as f:
+    with paths.writing(self._path, "the metrics log"), open(self._path, "a") as f:
       f.write(json.dumps({"step": int(step), **self._tags, **metrics}) + "\n")
-    for name, value in metrics.items():
-      if isinstance(value, int | float):
-        self._tb.add_scalar(name, value, step)
+    with self._writing_tensorboard():
+      for name, value in metrics.items():
+        if isinstance(value, int | float):
+          self._tb.add_scalar(name, value, step)
 
   def write_test(self, step: int, metrics: dict):
     """A run's test metrics, to TensorBoard only (metrics.jsonl holds training and validation),
     at the selected step."""
     if not self._active:
       return
-    for name, value in metrics.items():
-      self._tb.add_scalar(name, float(value), step)
+    with self._writing_tensorboard():
+      for name, value in metrics.items():
+        self._tb.add_scalar(name, float(value), step)
 
   def close(self):
     if self._tb is not None:
-      self._tb.close()
+      with self._writing_tensorboard():
+        self._tb.close()
