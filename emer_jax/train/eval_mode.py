@@ -1,5 +1,6 @@
 """Eval mode (`mode='eval'`): tests `init_checkpoint`, else each run's `best` (else `latest`),
-writing only `W/eval/`; it never trains, and never writes anything training owns."""
+writing only `W/eval/`; it never trains, and never writes anything training owns. In a sweep's
+workdir the runs are those of the point selected per test fold (`W/sweep.json`)."""
 
 import dataclasses
 import os
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 
+from emer_jax import sweep as sweep_lib
 from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.errors import UserError
@@ -22,27 +24,45 @@ class NothingToEvaluate(UserError):
   pass
 
 
-def evaluate(config, workdir: str) -> dict:
-  """Tests `init_checkpoint`, else each run's `best` (else its `latest`), writing `workdir/eval/`.
+def selected_points(workdir, points) -> dict:
+  """{fold: point} a sweep's workdir selected ({} without a sweep)."""
+  if points is None:
+    return {}
+  record = workdir_lib.read_sweep(workdir)
+  if record is None or not record["selected"]:
+    raise NothingToEvaluate(
+      f"The sweep in {workdir} has not selected its points yet: rerun the training command "
+      "to finish it."
+    )
+  return {int(fold): point for fold, point in record["selected"].items()}
+
+
+def evaluate(config, workdir: str, points=None) -> dict:
+  """Tests `init_checkpoint`, else each run's `best` (else its `latest`), writing `workdir/eval/`;
+  `points`: the workdir's sweep, whose selected point per fold is tested.
 
   Never trains, and never writes anything training owns.
   """
-  sources = {}
+  sources, selected = {}, {}
   if not config.init_checkpoint:
     workdir_lib.check_same_config(workdir, config)
-    sources = _eval_sources(config, workdir)
+    workdir_lib.check_same_sweep(workdir, points)
+    selected = selected_points(workdir, points)
+    sources = _eval_sources(config, workdir, selected)
   out_dir = workdir_lib.eval_dir(workdir)
   data, mesh = state_lib.open_data(config)
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
   workdir_lib.write_json(os.path.join(out_dir, "config.json"), workdir_lib.config_json(config))
   targets = state_lib.run_targets(config)
-  runs = []
-  for seed in config.seeds:
-    for fold in config.folds:
+  base, runs = config, []
+  for seed in base.seeds:
+    for fold in base.folds:
+      point = selected.get(fold)
+      config = base if point is None else sweep_lib.apply(base, points[point])
       graphdef, abstract, state = state_lib.init_state(config, head_sizes(targets), seed, 0, mesh)
       split = runs_lib.run_split(config, data, fold)
-      run_data = eval_normalised(config, data, split, workdir, out_dir, fold, seed)
+      run_data = eval_normalised(config, data, split, workdir, out_dir, fold, seed, point)
       with jax.set_mesh(mesh):
         source = sources.get((fold, seed))
         if source is None:
@@ -59,23 +79,25 @@ def evaluate(config, workdir: str) -> dict:
       result = {
         "fold": fold,
         "seed": seed,
+        **({} if point is None else {"point": point}),
         "evaluated": evaluated,
         "num_test": len(split.test),
         "metrics": test,
         "config": workdir_lib.config_json(config),
       }
       if source is not None:  # a run's own checkpoint: its step, and whether training finished
-        finished = os.path.exists(workdir_lib.run_json_path(workdir, fold, seed))
+        finished = os.path.exists(workdir_lib.run_json_path(workdir, fold, seed, point))
         result |= {"checkpoint_step": source[2], "finished": finished}
       run_eval.write_run(out_dir, result, data, split.test, targets, outputs)
       runs.append(result)
-  return run_eval.write_results(config, out_dir, runs, workdir_lib.config_json(config))
+  sweep = {"points": points, "selected": selected} if selected else None
+  return run_eval.write_results(base, out_dir, runs, workdir_lib.config_json(base), sweep)
 
 
-def eval_normalised(config, data, split, workdir, out_dir, fold, seed):
+def eval_normalised(config, data, split, workdir, out_dir, fold, seed, point=None):
   """`data` with the run's recorded training statistics; where the run recorded none (e.g. an
   `init_checkpoint` from elsewhere), those of its training part, recorded under `out_dir`."""
-  recorded = workdir_lib.normalisation_path(workdir, fold, seed)
+  recorded = workdir_lib.normalisation_path(workdir, fold, seed, point)
   if os.path.exists(recorded):
     return dataclasses.replace(data, normalisation=pipeline.load_normalisation(recorded))
   return runs_lib.normalised(
@@ -83,12 +105,13 @@ def eval_normalised(config, data, split, workdir, out_dir, fold, seed):
   )
 
 
-def _eval_sources(config, workdir) -> dict:
+def _eval_sources(config, workdir, selected: dict) -> dict:
   """(fold, seed) -> (kind, directory, step) of what to test: `best`, else `latest`."""
   sources, missing = {}, []
   for seed in config.seeds:
     for fold in config.folds:
-      run_dir = workdir_lib.checkpoints_dir(workdir, workdir_lib.run_name(fold, seed))
+      name = workdir_lib.run_name(fold, seed, selected.get(fold))
+      run_dir = workdir_lib.checkpoints_dir(workdir, name)
       for kind in ("best", "latest"):
         directory = os.path.join(run_dir, kind)
         found = os.path.isdir(directory) and ocp.utils.checkpoint_steps(directory)
@@ -97,7 +120,7 @@ def _eval_sources(config, workdir) -> dict:
           if kind == "latest":
             logging.warning(
               "%s has no best checkpoint; evaluating its latest (step %d).",
-              workdir_lib.run_name(fold, seed),
+              name,
               max(found),
             )
           break

@@ -106,13 +106,15 @@ def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs, mas
   )
 
 
-def write_results(config, out_dir, runs, recorded: dict) -> dict:
-  """results.json (with `recorded`, the config the runs were started with), then reports."""
+def write_results(config, out_dir, runs, recorded: dict, sweep: dict | None = None) -> dict:
+  """results.json (with `recorded`, the config the runs were started with, and a sweep's points
+  and selected point per test fold), then reports."""
   results = {
     "protocol": config.protocol,
     "targets": list(get_protocol(config.protocol).targets),
     "runs": runs,
     **metrics_lib.summarize([run["metrics"] for run in runs]),
+    **({} if sweep is None else {"sweep": sweep}),
     "config": recorded,
   }
   save = lambda r: workdir_lib.write_json(workdir_lib.results_path(out_dir), r)  # noqa: E731
