@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 
 import jax
 import numpy as np
@@ -48,6 +49,12 @@ class ConfigChanged(UserError):
 def run_name(fold: int, seed: int, point: int | None = None) -> str:
   """'fold1_seed0', or 'fold1_seed0_point2' for a run of a sweep's point 2."""
   return f"fold{fold}_seed{seed}" + ("" if point is None else f"_point{point}")
+
+
+def parse_run_name(name: str) -> tuple[int, int, int | None]:
+  """(fold, seed, point) of a `run_name`."""
+  fold, seed, point = re.fullmatch(r"fold(\d+)_seed(\d+)(?:_point(\d+))?", name).groups()
+  return int(fold), int(seed), None if point is None else int(point)
 
 
 def _json_safe(obj):
@@ -143,6 +150,19 @@ def check_same_sweep(workdir: str, points: list[dict] | None) -> None:
       "Use a new --workdir, pass the same sweep, or add --restart to move the old contents "
       "aside and start over."
     )
+
+
+def selected_runs(workdir: str) -> set[str] | None:
+  """The run names of a sweep's selected points (the runs it tested); None without a sweep."""
+  record = read_sweep(workdir)
+  if record is None:
+    return None
+  selected = record["selected"]
+  return {
+    run_name(r["fold"], r["seed"], r["point"])
+    for r in record["runs"]
+    if selected.get(str(r["fold"])) == r["point"]
+  }
 
 
 def write_sweep_points(workdir: str, points: list[dict]) -> None:

@@ -243,6 +243,8 @@ def test_benchmark_prints_one_json_line(small_data_dir):
     "--config.benchmark.parallel_runs=(2,)",
     "--config.steps_per_call=2",
     "--config.benchmark.end_to_end_steps=2",
+    "--config.benchmark.sweep=(1e-3,3e-3)",
+    "--config.benchmark.sweep_parallel_runs=(1,)",
     *TINY,
   ]
   proc = subprocess.run(
@@ -271,6 +273,8 @@ def test_benchmark_prints_one_json_line(small_data_dir):
   (together,) = report["parallel_runs"]
   assert together["parallel_runs"] == 2 and together["devices"] == 2
   assert together["samples_per_s"] > 0 and together["steps_per_call"] == 2
+  (swept,) = report["sweep"]
+  assert swept["parallel_runs"] == 1 and swept["runs"] == 2 and swept["samples_per_s"] > 0
 
 
 def test_benchmark_table_lines():

@@ -79,7 +79,7 @@ def selected_state(config, workdir: str, run: dict, targets, mesh):
   """(graphdef, state) holding the weights a run was tested with: its `best` checkpoint at the
   selected step, else its `latest` at that step (a run without validation), else the config's
   `init_checkpoint` (eval mode)."""
-  name = workdir_lib.run_name(run["fold"], run["seed"])
+  name = workdir_lib.run_name(run["fold"], run["seed"], run.get("point"))
   graphdef, abstract, state = state_lib.init_state(
     config, head_sizes(targets), run["seed"], 1, mesh
   )

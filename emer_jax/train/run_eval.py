@@ -85,7 +85,8 @@ def write_run(out_dir, result, data, indices, targets, outputs):
     out_dir, result["fold"], result["seed"], data, indices, targets, outputs, masked
   )
   os.makedirs(workdir_lib.runs_dir(out_dir), exist_ok=True)
-  workdir_lib.write_json(workdir_lib.run_json_path(out_dir, result["fold"], result["seed"]), result)
+  path = workdir_lib.run_json_path(out_dir, result["fold"], result["seed"], result.get("point"))
+  workdir_lib.write_json(path, result)
 
 
 def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs, masked):

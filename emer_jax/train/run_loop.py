@@ -30,9 +30,11 @@ from emer_jax.train import state as state_lib
 from emer_jax.train.writers import MetricWriter
 
 
-def train_runs(configs: list, workdir, data, size: int, engine_for, keys, *, test=True) -> dict:
+def train_runs(
+  configs: list, workdir, data, size: int, engine_for, keys, *, test=True, points=None
+) -> dict:
   """{(fold, seed, point): result} of the runs `keys` (`runs.run_keys`; `configs[point or 0]`
-  each run's config): a finished run's as recorded, the others trained in groups of at most
+  each run's config, `points` a sweep's values): a finished run's as recorded, the others trained in groups of at most
   `size` runs of one program (`multi_run.program_key`), and tested unless `test` is false (a
   sweep tests only the points it selects). `engine_for(runs, stack)` opens a group's engine (its
   contexts on `stack`), which opens or resumes the runs."""
@@ -48,7 +50,8 @@ def train_runs(configs: list, workdir, data, size: int, engine_for, keys, *, tes
         if done is not None and (not test or "metrics" in done):
           results[(fold, seed, point)] = done
         else:
-          group.append(runs_lib.new_run(config, workdir, data, fold, seed, point))
+          values = None if point is None else points[point]
+          group.append(runs_lib.new_run(config, workdir, data, fold, seed, point, values))
       if group:
         results |= _train_group(workdir, group, engine_for, test)
   return results
@@ -159,8 +162,11 @@ def _validate(engine, runs, validating: list[int]) -> None:
 
 
 def _write_trained(workdir, run: runs_lib.Run) -> dict:
-  """A sweep's run before its test: `runs/<run>.json` with its validation score."""
+  """A sweep's run before its test: `runs/<run>.json` with its validation score (also
+  TensorBoard's, beside the point's values)."""
   result = runs_lib.run_result(run)
+  if run.best_score is not None:
+    run.writer.write_hparams(run.values, {"sweep/val_score": run.best_score}, run.best_step)
   workdir_lib.write_json(workdir_lib.run_json_path(workdir, run.fold, run.seed, run.point), result)
   return result
 

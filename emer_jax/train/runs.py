@@ -99,6 +99,7 @@ class Run:
   latest: object = None  # checkpoint managers
   best: object = None
   writer: MetricWriter | None = None
+  values: dict | None = None  # a sweep point's {key: value}
 
   @property
   def name(self) -> str:
@@ -116,13 +117,13 @@ class Run:
     return self.step < self.cadence.total_steps
 
 
-def new_run(config, workdir, data, fold, seed, point=None) -> Run:
-  """A run not started or resumed yet (`config`: its own, a sweep point's): its split and its
-  training part's statistics (recorded)."""
+def new_run(config, workdir, data, fold, seed, point=None, values=None) -> Run:
+  """A run not started or resumed yet (`config`: its own, a sweep point's, whose `values` it
+  sets): its split and its training part's statistics (recorded)."""
   split = run_split(config, data, fold)
   path = workdir_lib.normalisation_path(workdir, fold, seed, point)
   data = normalised(data, split.train, config, path)
-  return Run(fold, seed, point, config, split, data, run_cadence(config, split))
+  return Run(fold, seed, point, config, split, data, run_cadence(config, split), values=values)
 
 
 def run_result(run, test=None) -> dict:

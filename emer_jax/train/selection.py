@@ -27,12 +27,14 @@ def train_sweep(configs, points, workdir, data, size, engine_for) -> tuple[list[
   run not trained yet, tests the selected runs not tested yet, writes the sweep's files."""
   base = configs[0]
   keys = runs_lib.run_keys(base, len(points))
-  trained = run_loop.train_runs(configs, workdir, data, size, engine_for, keys, test=False)
+  trained = run_loop.train_runs(
+    configs, workdir, data, size, engine_for, keys, test=False, points=points
+  )
   selected = select(base.folds, base.seeds, trained, len(points))
   for fold, point in selected.items():
     logs.phase(f"fold {fold}: selected point {point} ({sweep_lib.label(points[point])})")
   chosen = [(fold, seed, selected[fold]) for seed in base.seeds for fold in base.folds]
-  tested = run_loop.train_runs(configs, workdir, data, size, engine_for, chosen)
+  tested = run_loop.train_runs(configs, workdir, data, size, engine_for, chosen, points=points)
   record = {
     "points": points,
     "runs": [

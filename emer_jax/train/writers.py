@@ -92,6 +92,20 @@ class MetricWriter:
     for name, value in metrics.items():
       self._tb.add_scalar(name, float(value), step)
 
+  def write_hparams(self, hparams: dict, metrics: dict, step: int):
+    """A sweep run's point (`hparams`) and its results, for TensorBoard's HPARAMS tab."""
+    if not self._active:
+      return
+    from tensorboardX.summary import hparams as hparams_summaries
+
+    values = {
+      k: v if isinstance(v, bool | str | int | float) else str(v) for k, v in hparams.items()
+    }
+    for summary in hparams_summaries(values, metrics):
+      self._tb.file_writer.add_summary(summary)
+    for name, value in metrics.items():
+      self._tb.add_scalar(name, value, step)
+
   def close(self):
     if self._tb is not None:
       self._tb.close()
