@@ -18,8 +18,9 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from emer_jax import cli
+from emer_jax import cli, logs
 from emer_jax import sweep as sweep_lib
+from emer_jax import workdir as workdir_lib
 from emer_jax.evaluation.summary import print_summary
 from emer_jax.train.trainer import train_and_evaluate
 
@@ -63,6 +64,17 @@ def main(argv):
   if jax.process_index() == 0:
     evaluated = FLAGS.config.mode == "eval"  # eval mode writes under W/eval/
     print_summary(results, os.path.join(FLAGS.workdir, "eval") if evaluated else FLAGS.workdir)
+    if "sweep" in results and not evaluated:
+      sweep = results["sweep"]
+      chosen = "; ".join(
+        f"fold {fold}: point {p} ({sweep_lib.label(sweep['points'][p])})"
+        for fold, p in sweep["selected"].items()
+      )
+      logs.wrote(
+        "sweep",
+        workdir_lib.sweep_path(FLAGS.workdir, "md"),
+        f"also sweep.json, sweep.csv, plots/sweep.png; {chosen}",
+      )
 
 
 if __name__ == "__main__":

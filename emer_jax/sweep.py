@@ -94,7 +94,12 @@ def from_config_file(spec: str) -> list[dict] | None:
     return None
   import emer_jax.sweep as h
 
-  return list(get_hyper(h))
+  try:
+    return list(get_hyper(h))
+  except UserError:
+    raise
+  except Exception as e:  # noqa: BLE001  (the user's file: any error is theirs)
+    raise UserError(f"{path}: get_hyper: {type(e).__name__}: {e}") from None
 
 
 def points_of(config_spec: str | None, flags: list[str] | None) -> list[dict] | None:

@@ -185,8 +185,7 @@ def _losses_by_point(workdir) -> dict:
 def test_eval_mode_tests_the_selected_points(swept, small_data_dir):
   config = _config(small_data_dir)
   config.mode = "eval"
-  points = [{"learning_rate": lr} for lr in LEARNING_RATES]
-  results = trainer.train_and_evaluate(config, swept, points=points)
+  results = trainer.train_and_evaluate(config, swept)  # the points it recorded
   trained = _results(swept)
   assert [(r["fold"], r["seed"], r["point"]) for r in results["runs"]] == [
     (r["fold"], r["seed"], r["point"]) for r in trained["runs"]

@@ -39,12 +39,14 @@ def selected_points(workdir, points) -> dict:
 
 def evaluate(config, workdir: str, points=None) -> dict:
   """Tests `init_checkpoint`, else each run's `best` (else its `latest`), writing `workdir/eval/`;
-  `points`: the workdir's sweep, whose selected point per fold is tested.
+  in a sweep's workdir (`points`, else those it recorded), the selected point's per fold.
 
   Never trains, and never writes anything training owns.
   """
   sources, selected = {}, {}
   if not config.init_checkpoint:
+    if points is None:  # a sweep's workdir needs no --sweep to be evaluated
+      points = (workdir_lib.read_sweep(workdir) or {}).get("points")
     workdir_lib.check_same_config(workdir, config)
     workdir_lib.check_same_sweep(workdir, points)
     selected = selected_points(workdir, points)
