@@ -21,6 +21,7 @@ import itertools
 
 from emer_jax import config_check
 from emer_jax.errors import UserError
+from emer_jax.protocols import TARGETS
 
 # Keys a point may not set: they define the runs, their splits or how a point is scored.
 NOT_SWEPT = (
@@ -127,10 +128,14 @@ def apply(config, point: dict):
       raise UserError(f"sweep key {key!r}: cannot be swept (it defines the runs or their scoring)")
     *parents, leaf = key.split(".")
     node = config
-    if parents[:2] == ["loss", "head_weights"] and len(parents) == 2:
-      node = config.loss.head_weights
-      with node.unlocked():
-        node[leaf] = float(value)
+    if parents == ["loss", "head_weights"]:
+      if leaf not in TARGETS or isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(
+          f"sweep key {key!r}: expected a target name ({', '.join(TARGETS)}) and a number, "
+          f"got {value!r}"
+        )
+      with config.loss.head_weights.unlocked():
+        config.loss.head_weights[leaf] = float(value)
       continue
     message = config_check.unknown_key(config, key)
     if message:
@@ -171,6 +176,12 @@ def check(config, points: list[dict]) -> list:
   return configs
 
 
+def _json_value(value):
+  if isinstance(value, tuple | list):
+    return [_json_value(v) for v in value]
+  return value.item() if hasattr(value, "item") else value  # numpy scalars
+
+
 def normalised(points: list[dict]) -> list[dict]:
   """Points with keys relative to the config and JSON values (tuples as lists)."""
-  return [{_key(k): list(v) if isinstance(v, tuple) else v for k, v in p.items()} for p in points]
+  return [{_key(k): _json_value(v) for k, v in p.items()} for p in points]

@@ -61,6 +61,7 @@ def test_h_get_hyper_and_sweep_flags_give_the_same_points(tmp_path):
     ({"learning_rate": "fast"}, "sweep key 'learning_rate': value 'fast' does not fit"),
     ({"folds": (1,)}, "sweep key 'folds': cannot be swept"),
     ({"learning_rate": -1.0}, "sweep point learning_rate=-1.0: learning_rate"),
+    ({"loss.head_weights.er_emoton": 2.0}, "'loss.head_weights.er_emoton': expected a target"),
   ],
 )
 def test_a_bad_point_is_one_line_and_creates_nothing(small_data_dir, tmp_path, point, message):

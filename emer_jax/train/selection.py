@@ -146,10 +146,9 @@ def plot_sweep(record: dict, path) -> None:
         ys.append(np.mean(got) if got else np.nan)
       xs = [float(v) for v in values] if numeric else range(len(values))
       ax.plot(xs, ys, marker="o", label=f"fold {fold}")
-    if numeric and all(float(v) > 0 for v in values) and len(values) > 2:
-      ratio = max(float(v) for v in values) / min(float(v) for v in values)
-      if ratio >= 100:
-        ax.set_xscale("log")
+    if numeric and all(float(v) > 0 for v in values):
+      if max(float(v) for v in values) >= 10 * min(float(v) for v in values):
+        ax.set_xscale("log")  # e.g. learning rates
     if not numeric:
       ax.set_xticks(range(len(values)), values)
     ax.set_xlabel(key)
