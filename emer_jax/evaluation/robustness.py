@@ -157,7 +157,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
     graphdef, state = selected_state(config, workdir, run, targets, mesh)
     out = os.path.join(workdir, "robustness")
     run_data = eval_mode.eval_normalised(
-      config, data, split, workdir, out, run["fold"], run["seed"]
+      config, data, split, workdir, out, run["fold"], run["seed"], run.get("point")
     )
     corrupt_fn = corruptions_lib.make_corrupt_fn(pipeline.normalisation(run_data))
     eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))
