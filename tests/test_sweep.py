@@ -210,3 +210,14 @@ def test_a_suite_cell_sweeps_its_models_points():
   suite.models.emert.sweep = (("model.widht", (1, 2)),)
   with pytest.raises(ConfigError, match="Cell er7/emert: sweep: Unknown config key 'model.widht'"):
     suite_lib.check_suite(suite)
+
+
+def test_selection_takes_the_best_mean_over_seeds_and_the_first_of_equals():
+  from emer_jax.train.selection import select
+
+  scores = {  # (fold, seed, point) -> validation score
+    (1, 0, 0): 0.5, (1, 1, 0): 0.1, (1, 0, 1): 0.3, (1, 1, 1): 0.4, (1, 0, 2): 0.9, (1, 1, 2): None,
+    (2, 0, 0): 0.2, (2, 1, 0): 0.4, (2, 0, 1): 0.4, (2, 1, 1): 0.2, (2, 0, 2): 0.1, (2, 1, 2): 0.1,
+  }  # fmt: skip
+  trained = {k: {"val_score": v} for k, v in scores.items()}
+  assert select((1, 2), (0, 1), trained, 3) == {1: 1, 2: 0}
