@@ -34,10 +34,10 @@ def train_runs(
   configs: list, workdir, data, size: int, engine_for, keys, *, test=True, points=None
 ) -> dict:
   """{(fold, seed, point): result} of the runs `keys` (`runs.run_keys`; `configs[point or 0]`
-  each run's config, `points` a sweep's values): a finished run's as recorded, the others trained in groups of at most
-  `size` runs of one program (`multi_run.program_key`), and tested unless `test` is false (a
-  sweep tests only the points it selects). `engine_for(runs, stack)` opens a group's engine (its
-  contexts on `stack`), which opens or resumes the runs."""
+  each run's config, `points` a sweep's values): a finished run's as recorded, the others
+  trained in groups of at most `size` runs of one program (`multi_run.program_key`), and tested
+  unless `test` is false (a sweep tests only the points it selects). `engine_for(runs, stack)`
+  opens a group's engine (its contexts on `stack`), which opens or resumes the runs."""
   results, programs = {}, {}
   for key in keys:
     programs.setdefault(multi_run.program_key(configs[key[2] or 0]), []).append(key)
