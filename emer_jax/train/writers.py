@@ -52,7 +52,10 @@ class MetricWriter:
     from tensorboardX import SummaryWriter
 
     self._tb = SummaryWriter(
-      workdir_lib.tensorboard_dir(workdir, run_name), purge_step=resume_step or None
+      # TensorBoard drops the events of steps ≥ purge_step: those after the resumed step, as
+      # metrics.jsonl drops its lines (a finished run reopened for its test keeps them all).
+      workdir_lib.tensorboard_dir(workdir, run_name),
+      purge_step=resume_step + 1 if resume_step else None,
     )
 
   def _truncate(self, resume_step: int):
