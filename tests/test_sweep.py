@@ -221,3 +221,32 @@ def test_selection_takes_the_best_mean_over_seeds_and_the_first_of_equals():
   }  # fmt: skip
   trained = {k: {"val_score": v} for k, v in scores.items()}
   assert select((1, 2), (0, 1), trained, 3) == {1: 1, 2: 0}
+
+
+@pytest.mark.slow
+def test_modality_dropout_points_share_a_program_and_equal_their_runs_alone(
+  small_data_dir, tmp_path
+):
+  from emer_jax.train import multi_run
+
+  config = _config(small_data_dir)
+  config.seeds = (0,)
+  points = h.from_flags(["model.modality_dropout=0.3,0.5"])
+  configs = h.check(config, points)
+  assert multi_run.program_key(configs[0]) == multi_run.program_key(configs[1])
+  assert multi_run.program_key(config) != multi_run.program_key(configs[0])  # 0: no module
+  swept = trainer.train_and_evaluate(config, str(tmp_path / "sweep"), points=points)
+  alone = trainer.train_and_evaluate(configs[1], str(tmp_path / "alone"))
+  losses = _losses_by_point(str(tmp_path / "sweep"))
+  point1 = {(f, s, step): v for (f, s, p, step), v in losses.items() if p == 1}
+  point0 = {(f, s, step): v for (f, s, p, step), v in losses.items() if p == 0}
+  single = _losses(str(tmp_path / "alone"))
+  assert point1.keys() == single.keys()
+  np.testing.assert_allclose([point1[k] for k in sorted(single)], [single[k] for k in sorted(single)], rtol=1e-3)  # fmt: skip
+  assert [point0[k] for k in sorted(single)] != [point1[k] for k in sorted(single)]
+  runs = {(r["fold"], r["seed"]): r["selected_step"] for r in alone["runs"]}
+  record = json.load(open(workdir_lib.sweep_path(str(tmp_path / "sweep"))))
+  for run in record["runs"]:
+    if run["point"] == 1:
+      assert run["selected_step"] == runs[(run["fold"], run["seed"])]
+  assert swept["sweep"]["selected"] == record["selected"]

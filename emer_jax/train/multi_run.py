@@ -42,6 +42,7 @@ TRACED = (
   "grl.value",
   "num_epochs",
   "total_steps",
+  "model.modality_dropout",  # its module exists only above 0: `program_key` keeps that apart
 )
 
 
@@ -53,9 +54,8 @@ def program_key(config) -> str:
   """What a run's program depends on: its config without the `TRACED` keys and the keys that
   change nothing trained (`config_check.MAY_DIFFER`). Runs with equal keys train together."""
   flat = config_check.flat(config)
-  return json.dumps(
-    {k: v for k, v in sorted(flat.items()) if not _traced(k) and not config_check.may_differ(k)}
-  )
+  key = {k: v for k, v in sorted(flat.items()) if not _traced(k) and not config_check.may_differ(k)}
+  return json.dumps(key | {"model.modality_dropout > 0": config.model.modality_dropout > 0})
 
 
 def run_hyper(config, targets) -> dict:
@@ -68,6 +68,7 @@ def run_hyper(config, targets) -> dict:
     "alpha": f32(config.loss.alpha),
     "beta": f32(config.loss.beta),
     "grl_value": f32(config.grl.value),
+    "modality_dropout": f32(config.model.modality_dropout),
     "head_weights": {t: f32(weights.get(t, 1.0)) for t in targets},
   }
 

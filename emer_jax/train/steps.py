@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from emer_jax.models.modality_dropout import ModalityDropout
 from emer_jax.train.losses import total_loss
 
 MODEL_INPUTS = ("face", "eye", "gaze", "fixation_map")
@@ -21,9 +22,9 @@ def model_inputs(batch: dict, dtype) -> dict:
 def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights: dict):
   """Returns step(state, batch, grl_lambda, hyper=None) -> (state, metrics).
 
-  `hyper` (`multi_run.run_hyper`, traced) replaces `alpha`, `beta` and `head_weights`, and its
-  `weight_decay`·param is added to the gradients (the optimiser's own weight decay must then be
-  0: `optim.make_injected_optimizer`).
+  `hyper` (`multi_run.run_hyper`, traced) replaces `alpha`, `beta`, `head_weights` and the
+  modality-dropout rate, and its `weight_decay`·param is added to the gradients (the
+  optimiser's own weight decay must then be 0: `optim.make_injected_optimizer`).
 
   A step whose loss or gradients are not finite leaves the state unchanged and reports
   `finite/loss` or `finite/grads` = False, so the caller can stop with the last good state.
@@ -39,6 +40,9 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
     weights = (alpha, beta, head_weights)
     if hyper is not None:
       weights = (hyper["alpha"], hyper["beta"], hyper["head_weights"])
+      for _, module in nnx.iter_modules(model):
+        if isinstance(module, ModalityDropout):
+          module.rate = hyper["modality_dropout"]
 
     def loss_fn(model):
       outputs = model(model_inputs(batch, dtype), grl_lambda=grl_lambda)
