@@ -224,14 +224,14 @@ def test_selection_takes_the_best_mean_over_seeds_and_the_first_of_equals():
 
 
 @pytest.mark.slow
-def test_modality_dropout_points_share_a_program_and_equal_their_runs_alone(
-  small_data_dir, tmp_path
-):
+def test_dropout_points_share_a_program_and_equal_their_runs_alone(small_data_dir, tmp_path):
   from emer_jax.train import multi_run
 
   config = _config(small_data_dir)
   config.seeds = (0,)
-  points = h.from_flags(["model.modality_dropout=0.3,0.5"])
+  points = h.zipit(
+    [h.sweep("model.modality_dropout", [0.3, 0.5]), h.sweep("model.encoder_dropout", [0.5, 0.2])]
+  )
   configs = h.check(config, points)
   assert multi_run.program_key(configs[0]) == multi_run.program_key(configs[1])
   assert multi_run.program_key(config) != multi_run.program_key(configs[0])  # 0: no module

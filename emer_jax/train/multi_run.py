@@ -42,8 +42,12 @@ TRACED = (
   "grl.value",
   "num_epochs",
   "total_steps",
-  "model.modality_dropout",  # its module exists only above 0: `program_key` keeps that apart
+  "model.modality_dropout",  # rates above 0: a module at 0 is absent (or skips its draws)
+  "model.encoder_dropout",
+  "model.transformer.dropout",
+  "model.transformer.emb_dropout",
 )
+DROPOUT_RATES = ("encoder_dropout", "transformer.dropout", "transformer.emb_dropout")
 
 
 def _traced(key: str) -> bool:
@@ -55,7 +59,8 @@ def program_key(config) -> str:
   change nothing trained (`config_check.MAY_DIFFER`). Runs with equal keys train together."""
   flat = config_check.flat(config)
   key = {k: v for k, v in sorted(flat.items()) if not _traced(k) and not config_check.may_differ(k)}
-  return json.dumps(key | {"model.modality_dropout > 0": config.model.modality_dropout > 0})
+  rates = ("modality_dropout", *DROPOUT_RATES)
+  return json.dumps(key | {f"model.{k} > 0": flat[f"model.{k}"] > 0 for k in rates})
 
 
 def run_hyper(config, targets) -> dict:
@@ -69,6 +74,7 @@ def run_hyper(config, targets) -> dict:
     "beta": f32(config.loss.beta),
     "grl_value": f32(config.grl.value),
     "modality_dropout": f32(config.model.modality_dropout),
+    "dropout": {k: f32(config_check.flat(config)[f"model.{k}"]) for k in DROPOUT_RATES},
     "head_weights": {t: f32(weights.get(t, 1.0)) for t in targets},
   }
 

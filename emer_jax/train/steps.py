@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from emer_jax.models.layers import Dropout
 from emer_jax.models.modality_dropout import ModalityDropout
 from emer_jax.train.losses import total_loss
 
@@ -23,7 +24,7 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
   """Returns step(state, batch, grl_lambda, hyper=None) -> (state, metrics).
 
   `hyper` (`multi_run.run_hyper`, traced) replaces `alpha`, `beta`, `head_weights` and the
-  modality-dropout rate, and its `weight_decay`·param is added to the gradients (the
+  dropout rates above 0, and its `weight_decay`·param is added to the gradients (the
   optimiser's own weight decay must then be 0: `optim.make_injected_optimizer`).
 
   A step whose loss or gradients are not finite leaves the state unchanged and reports
@@ -43,6 +44,8 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
       for _, module in nnx.iter_modules(model):
         if isinstance(module, ModalityDropout):
           module.rate = hyper["modality_dropout"]
+        elif isinstance(module, Dropout) and module.rate:  # at 0 it draws nothing
+          module.rate = hyper["dropout"][module.key]
 
     def loss_fn(model):
       outputs = model(model_inputs(batch, dtype), grl_lambda=grl_lambda)
