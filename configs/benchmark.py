@@ -23,5 +23,9 @@ def get_config(variant="reference"):
   c.folds = (1,)
   # Runs trained together on data sampled on the devices, e.g. (1, 2, 4, 8); () skips it.
   c.benchmark.parallel_runs = ()
+  # A sweep of these learning rates over folds × seeds timed end to end (end_to_end_steps steps
+  # a run), once per sweep_parallel_runs value (0: all runs of a program together); () skips it.
+  c.benchmark.sweep = ()
+  c.benchmark.sweep_parallel_runs = ()
   c.lock()
   return c

@@ -12,6 +12,9 @@ reports. `flops_per_sample` comes from XLA's cost analysis of the compiled train
 the device's peak FLOP/s (`PEAK_FLOPS`; null where unknown, e.g. on a CPU). With
 `benchmark.parallel_runs`, R runs train together (`train.multi_run`) on data sampled on the
 devices, `steps_per_call` steps per call (0: 1 on a CPU, 8 elsewhere), for each R listed.
+With `benchmark.sweep` (learning rates), a sweep of them over the config's folds × seeds is
+timed end to end as `end_to_end` is, once per `benchmark.sweep_parallel_runs` value, e.g. 3
+learning rates × 5 folds × 3 seeds = 45 runs with parallel_runs 1, 5, 15 and 45.
 """
 
 import contextlib
@@ -185,10 +188,11 @@ def _sweep(config, heads, flops_per_sample) -> list[dict]:
   ]
 
 
-def _end_to_end(config) -> dict | None:
+def _end_to_end(config, points=None, parallel_runs=None) -> dict | None:
   """Training samples per second of `trainer.train_and_evaluate` over the config's folds ×
-  seeds, `benchmark.end_to_end_steps` steps each: what a user's protocol run gets, with opening
-  the data, compiling, validation, checkpoints, testing and reports in the wall time."""
+  seeds (× a sweep's `points`), `benchmark.end_to_end_steps` steps each: what a user's protocol
+  run gets, with opening the data, compiling, validation, checkpoints, testing and reports in
+  the wall time."""
   steps_each = config.benchmark.end_to_end_steps
   if not steps_each:
     return None
@@ -196,18 +200,33 @@ def _end_to_end(config) -> dict | None:
   with run_config.unlocked():
     del run_config.benchmark
     run_config.total_steps = steps_each
-  num_runs = len(config.folds) * len(config.seeds)
-  logs.phase(f"timing a protocol run: {num_runs} run(s) × {steps_each} steps, end to end")
+    if parallel_runs is not None:
+      run_config.parallel_runs = parallel_runs
+  num_runs = len(config.folds) * len(config.seeds) * len(points or [None])
+  what = "a sweep" if points else "a protocol run"
+  logs.phase(f"timing {what}: {num_runs} run(s) × {steps_each} steps, end to end")
   # The run's "wrote …" lines go to stderr: stdout holds the benchmark's one JSON line.
   with (
     tempfile.TemporaryDirectory(prefix="emer_benchmark_") as workdir,
     contextlib.redirect_stdout(sys.stderr),
   ):
     start = time.perf_counter()
-    trainer.train_and_evaluate(run_config, workdir)
+    trainer.train_and_evaluate(run_config, workdir, points=points)
     wall_s = time.perf_counter() - start
   samples = num_runs * steps_each * config.batch_size
   return {"samples_per_s": samples / wall_s, "wall_s": wall_s, "runs": num_runs}
+
+
+def _sweep_end_to_end(config) -> list[dict]:
+  """`_end_to_end` of a sweep of `benchmark.sweep` learning rates, per `sweep_parallel_runs`."""
+  rates = tuple(config.benchmark.get("sweep", ()))
+  if not rates:
+    return []
+  points = [{"learning_rate": float(lr)} for lr in rates]
+  return [
+    {"parallel_runs": size, **_end_to_end(config, points, size)}
+    for size in config.benchmark.get("sweep_parallel_runs", ()) or (0,)
+  ]
 
 
 def run(config) -> dict:
@@ -256,6 +275,7 @@ def run(config) -> dict:
     "flops_per_sample": flops_per_sample,
     "mfu": _mfu(flops_per_sample, config.batch_size / step_s, config, mesh.size),
     "parallel_runs": _sweep(config, heads, flops_per_sample),
+    "sweep": _sweep_end_to_end(config),
     "eval_samples_per_s": config.eval_batch_size / statistics.median(eval_times),
     "step_ms": 1000 * step_s,
     "compile_s": compile_s,
@@ -296,6 +316,13 @@ def table(report: dict) -> str:
       (
         f"{r['parallel_runs']} runs together",
         f"{_number(r['samples_per_s'])} samples/s, {_number(r['step_ms'], ' ms')} a step",
+      )
+    )
+  for r in report.get("sweep", []):
+    rows.append(
+      (
+        f"sweep, {r['parallel_runs'] or 'all'} at once",
+        f"{r['runs']} runs: {_number(r['samples_per_s'])} samples/s, {_number(r['wall_s'], ' s')}",
       )
     )
   width = max(len(name) for name, _ in rows)

@@ -16,9 +16,12 @@ A suite config (see configs/suite.py) has:
   protocols: protocol names (emer_jax.protocols.PROTOCOLS).
   protocol_arg: options for every cell's `emer_jax.config.protocol_config`, e.g. 'small'.
   models: name -> {arg: more protocol_config options, e.g. 'multitask' or 'variant=emert';
-    overrides: a nested dict applied to the cell's config, e.g. {model: {modalities: (...)}}}.
+    overrides: a nested dict applied to the cell's config, e.g. {model: {modalities: (...)}};
+    sweep: optional {config key: values} or ((key, values), …) (a key with dots), a product of
+    points the cell sweeps (`emer_jax.sweep`; each fold tests the point best on validation)}.
   model_names: the models of `models` to run, in table order.
   overrides: applied to every cell's config after the model's, e.g. {folds: (1,)}.
+  sweep: optional {config key: values} every cell sweeps (a product with the model's).
   metrics: {'classification': (...), 'regression': (...)} metric names tabulated per target.
   robustness: also test every cell under the corruptions of `emer_jax.evaluation.robustness`
     (each cell's `robustness/` reports) and write `W/robustness.{md,csv,tex}`: a row per
@@ -36,6 +39,7 @@ from ml_collections import config_flags
 
 from emer_jax import cli, compare, config_check, dataset_targets, logs
 from emer_jax import paths as paths_lib
+from emer_jax import sweep as sweep_lib
 from emer_jax.config import protocol_config
 from emer_jax.evaluation import bootstrap, tables
 from emer_jax.protocols import PROTOCOLS, get_protocol, study_labels
@@ -54,6 +58,18 @@ def cell_config(suite, protocol: str, model: str):
   return config
 
 
+def cell_points(suite, model: str) -> list[dict] | None:
+  """The cell's sweep: the product of the model's and the suite's `sweep` (None: neither)."""
+
+  def pairs(swept):  # {key: values}, or ((key, values), …) where a key has dots
+    return list(swept.items()) if hasattr(swept, "items") else [tuple(p) for p in swept]
+
+  swept = pairs(suite.models[model].get("sweep", ())) + pairs(suite.get("sweep", ()))
+  if not swept:
+    return None
+  return sweep_lib.product([sweep_lib.sweep(k, list(v)) for k, v in swept])
+
+
 def check_suite(suite) -> None:
   """Every protocol, model name and cell config is valid: checked before any cell trains."""
   errors = []
@@ -70,9 +86,16 @@ def check_suite(suite) -> None:
     raise config_check.ConfigError("Invalid suite: " + "; ".join(errors) + ".")
   for protocol in suite.protocols:
     for model in suite.model_names:
-      cell_errors = config_check.config_errors(cell_config(suite, protocol, model))
+      config = cell_config(suite, protocol, model)
+      cell_errors = config_check.config_errors(config)
       if cell_errors:
         raise config_check.ConfigError(f"Cell {protocol}/{model}: " + "; ".join(cell_errors) + ".")
+      points = cell_points(suite, model)
+      if points is not None:
+        try:
+          sweep_lib.check(config, points)
+        except config_check.UserError as e:
+          raise config_check.ConfigError(f"Cell {protocol}/{model}: {e}") from None
 
 
 def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
@@ -82,6 +105,8 @@ def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
   from emer_jax.train.trainer import train_and_evaluate
 
   config = dataset_targets.resolve(cell_config(suite, protocol, model))
+  points = cell_points(suite, model)
+  points = None if points is None else sweep_lib.normalised(points)
   path = workdir_lib.results_path(workdir)
   if os.path.exists(path):
     with open(path) as f:
@@ -94,11 +119,12 @@ def run_cell(suite, protocol: str, model: str, workdir: str) -> dict:
     )
     if message:
       raise workdir_lib.ConfigChanged(message)
+    workdir_lib.check_same_sweep(workdir, points)
     logging.info("Cell %s/%s is finished; reading %s.", protocol, model, path)
     return results
   start = time.perf_counter()
   logs.phase(f"cell {protocol}/{model}: training in {workdir}")
-  results = train_and_evaluate(config, workdir)
+  results = train_and_evaluate(config, workdir, points=points)
   logging.info("Cell %s/%s took %.0f s.", protocol, model, time.perf_counter() - start)
   return results
 

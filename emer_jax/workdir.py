@@ -4,7 +4,7 @@ Layout:
   .lock                        held by the one process writing here (`locked`)
   config.json                  the config the workdir was started with (a rerun must match it)
   metrics.jsonl                one line per logged step: step, fold, seed, train/…, val/…
-  tensorboard/fold{k}_seed{s}  TensorBoard events
+  tensorboard/fold{k}_seed{s}  TensorBoard events (a sweep's runs: fold{k}_seed{s}_point{p})
   checkpoints/fold{k}_seed{s}/latest      full training state and, by placement, the grain
                                           iterator (`data`) or a `placement` record (resume)
   checkpoints/fold{k}_seed{s}/best        model weights chosen on validation, with their score
@@ -16,6 +16,8 @@ Layout:
   per_class_recall.csv         per run and classification target, one column per class
   predictions_fold{k}_seed{s}.csv   every test sample's labels and outputs
   plots/<name>.png             confusion matrices, recall, scatter plots, learning curves
+  sweep.json, sweep.md, sweep.csv, plots/sweep.png   a sweep's points, every run's validation
+                               score and the point selected per test fold (`train.selection`)
   eval/                        what `mode='eval'` writes (the same files); training never reads it
   robustness/                  what `emer_jax.evaluation.robustness` writes
 
@@ -30,6 +32,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 
 import jax
 import numpy as np
@@ -48,8 +51,15 @@ class ConfigChanged(UserError):
   pass
 
 
-def run_name(fold: int, seed: int) -> str:
-  return f"fold{fold}_seed{seed}"
+def run_name(fold: int, seed: int, point: int | None = None) -> str:
+  """'fold1_seed0', or 'fold1_seed0_point2' for a run of a sweep's point 2."""
+  return f"fold{fold}_seed{seed}" + ("" if point is None else f"_point{point}")
+
+
+def parse_run_name(name: str) -> tuple[int, int, int | None]:
+  """(fold, seed, point) of a `run_name`."""
+  fold, seed, point = re.fullmatch(r"fold(\d+)_seed(\d+)(?:_point(\d+))?", name).groups()
+  return int(fold), int(seed), None if point is None else int(point)
 
 
 def _json_safe(obj):
@@ -93,13 +103,13 @@ def runs_dir(out_dir: str) -> str:
   return under(out_dir, "runs")
 
 
-def run_json_path(out_dir, fold, seed) -> str:
-  return under(out_dir, "runs", f"{run_name(fold, seed)}.json")
+def run_json_path(out_dir, fold, seed, point=None) -> str:
+  return under(out_dir, "runs", f"{run_name(fold, seed, point)}.json")
 
 
-def normalisation_path(out_dir: str, fold: int, seed: int) -> str:
+def normalisation_path(out_dir: str, fold: int, seed: int, point=None) -> str:
   """Where a run records its statistics: `<out_dir>/runs/fold{k}_seed{s}.normalisation.json`."""
-  return under(out_dir, "runs", f"{run_name(fold, seed)}.normalisation.json")
+  return under(out_dir, "runs", f"{run_name(fold, seed, point)}.normalisation.json")
 
 
 def checkpoints_dir(workdir: str, run: str = "") -> str:
@@ -149,6 +159,56 @@ def robustness_dir(workdir: str) -> str:
 
 def config_path(out_dir: str) -> str:
   return under(out_dir, CONFIG)
+
+
+def sweep_path(out_dir: str, suffix: str = "json") -> str:
+  """`W/sweep.json` (also `.md`, `.csv`): a sweep's points, runs and selection."""
+  return under(out_dir, f"sweep.{suffix}")
+
+
+def sweep_plot_path(out_dir: str) -> str:
+  return under(out_dir, "plots", "sweep.png")
+
+
+def read_sweep(workdir: str) -> dict | None:
+  path = sweep_path(workdir)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def check_same_sweep(workdir: str, points: list[dict] | None) -> None:
+  """A started workdir trains the sweep it was started with (None: no sweep), like its config."""
+  if read_config(workdir) is None:
+    return
+  recorded = read_sweep(workdir)
+  recorded = None if recorded is None else recorded["points"]
+  if recorded != points:
+    raise ConfigChanged(
+      f"The workdir {workdir} was started with another sweep ({recorded} there, {points} now). "
+      "Use a new --workdir, pass the same sweep, or add --restart to move the old contents "
+      "aside and start over."
+    )
+
+
+def selected_runs(workdir: str) -> set[str] | None:
+  """The run names of a sweep's selected points (the runs it tested); None without a sweep."""
+  record = read_sweep(workdir)
+  if record is None:
+    return None
+  selected = record["selected"]
+  return {
+    run_name(r["fold"], r["seed"], r["point"])
+    for r in record["runs"]
+    if selected.get(str(r["fold"])) == r["point"]
+  }
+
+
+def write_sweep_points(workdir: str, points: list[dict]) -> None:
+  """Records a sweep's points as the workdir starts (`sweep.json` gets its runs at the end)."""
+  if read_sweep(workdir) is None:
+    write_json(sweep_path(workdir), {"points": points, "runs": [], "selected": {}}, "the sweep")
 
 
 def eval_dir(workdir: str) -> str:
@@ -255,10 +315,10 @@ def locked(workdir: str):
     yield
 
 
-def finished_run(config, workdir, fold, seed) -> dict | None:
+def finished_run(config, workdir, fold, seed, point=None) -> dict | None:
   """The recorded result of a finished run (a rerun skips it), or None; one recorded under
-  another config is an error."""
-  path = run_json_path(workdir, fold, seed)
+  another config is an error. A sweep's run records its validation first, its test once chosen."""
+  path = run_json_path(workdir, fold, seed, point)
   if not os.path.exists(path):
     return None
   with open(path) as f:

@@ -117,6 +117,16 @@ def _converted(root):
     json.dump(loaded.settings.to_json()["normalisation"], f)
 
 
+def _swept(root, proc):
+  """The sweep's table, its selected point named on stdout, the selected run tested."""
+  workdir = root / "runs" / "sweep"
+  assert "| 2 | 0.003 |" in (workdir / "sweep.md").read_text()
+  assert f"wrote sweep: {workdir / 'sweep.md'}" in proc.stdout, proc.stdout
+  selected = json.loads((workdir / "sweep.json").read_text())["selected"]["1"]
+  (run,) = json.loads((workdir / "results.json").read_text())["runs"]
+  assert run["point"] == selected
+
+
 def _study_built(root, proc):
   assert (root / "DATA" / "emer_study" / "my_study" / "1.0.0" / "dataset_info.json").is_file()
 
@@ -167,6 +177,7 @@ PLAN = [
     "--workdir=runs/er7_real --config.dataset=emer/real --config.data_dir=DATA",
     ("--config.folds=(1,)", *AS_QUICKSTART),
   ),
+  Step("--workdir=runs/sweep --sweep=learning_rate=3e-4,1e-3,3e-3", QUICK, check=_swept),
   Step(
     "--workdir=runs/q2",
     ("--config.data_dir=DATA", *STEPS, *TINY),

@@ -243,6 +243,8 @@ def test_benchmark_prints_one_json_line(small_data_dir):
     "--config.benchmark.parallel_runs=(2,)",
     "--config.steps_per_call=2",
     "--config.benchmark.end_to_end_steps=2",
+    "--config.benchmark.sweep=(1e-4,)",  # the config's: the end-to-end run's compiled steps
+    "--config.benchmark.sweep_parallel_runs=(1,)",
     *TINY,
   ]
   proc = subprocess.run(
@@ -271,6 +273,8 @@ def test_benchmark_prints_one_json_line(small_data_dir):
   (together,) = report["parallel_runs"]
   assert together["parallel_runs"] == 2 and together["devices"] == 2
   assert together["samples_per_s"] > 0 and together["steps_per_call"] == 2
+  (swept,) = report["sweep"]
+  assert swept["parallel_runs"] == 1 and swept["runs"] == 1 and swept["samples_per_s"] > 0
 
 
 def test_benchmark_table_lines():
@@ -291,13 +295,15 @@ def test_benchmark_table_lines():
     "mfu": None,
     "peak_memory_bytes": None,
     "parallel_runs": [{"parallel_runs": 2, "samples_per_s": 30.0, "step_ms": 1066.0}],
+    "sweep": [{"parallel_runs": 0, "runs": 45, "samples_per_s": 912.5, "wall_s": 789.0}],
   }
   lines = table(report).splitlines()
   assert lines[0] == "device                8 × cpu (mesh data 4 × model 2)"
   assert "train step            812.2 ms" in lines
   assert "end-to-end samples/s  –" in lines
   assert "GFLOP per sample      2.5" in lines
-  assert lines[-1] == "2 runs together       30.0 samples/s, 1,066.0 ms a step"
+  assert lines[-2] == "2 runs together       30.0 samples/s, 1,066.0 ms a step"
+  assert lines[-1] == "sweep, all at once    45 runs: 912.5 samples/s, 789.0 s"
   assert all(len(line) < 80 for line in lines)
 
 

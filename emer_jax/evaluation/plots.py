@@ -120,25 +120,27 @@ def plot_regression_scatter(y_true, y_pred, path, title: str = "") -> Path:
 
 
 def read_metrics_jsonl(
-  path, fold: int | None = None, seed: int | None = None
+  path, fold: int | None = None, seed: int | None = None, point: int | None = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """Numeric series of one run in a metrics.jsonl file: {key: (steps, values)}, in file order.
 
   Each line is a JSON object with `step`, and `fold` and `seed` when the trainer wrote it; a key
   need not appear on every line. Non-numeric values (strings, lists, booleans) are skipped. A file
-  that holds several runs needs `fold` and `seed` to pick one; a run without lines gives {}.
+  that holds several runs needs `fold` and `seed` (and a sweep's `point`) to pick one; a run
+  without lines gives {}.
   """
   with open(path) as f:
     records = [json.loads(line) for line in f if line.strip()]
-  runs = sorted({(r.get("fold"), r.get("seed")) for r in records}, key=str)
+  runs = sorted({(r.get("fold"), r.get("seed"), r.get("point")) for r in records}, key=str)
   if fold is not None or seed is not None:
-    records = [r for r in records if (r.get("fold"), r.get("seed")) == (fold, seed)]
+    chosen = (fold, seed, point)
+    records = [r for r in records if (r.get("fold"), r.get("seed"), r.get("point")) == chosen]
   elif len(runs) > 1:
-    raise ValueError(f"{path} holds several runs {runs} (fold, seed); pass fold= and seed=.")
+    raise ValueError(f"{path} holds several runs {runs} (fold, seed, point); pass fold= and seed=.")
   series: dict[str, tuple[list, list]] = {}
   for record in records:
     for key, value in record.items():
-      if key in ("step", "fold", "seed"):
+      if key in ("step", "fold", "seed", "point"):
         continue
       if isinstance(value, bool) or not isinstance(value, int | float):
         continue
@@ -178,7 +180,7 @@ def _informative(series: dict) -> dict:
 
 
 def learning_curves_figure(
-  metrics_jsonl, fold=None, seed=None, selected_step: int | None = None, ncols: int = 3
+  metrics_jsonl, fold=None, seed=None, selected_step: int | None = None, ncols: int = 3, point=None
 ) -> Figure:
   """Every informative numeric series of one run (`read_metrics_jsonl`) against step, one panel
   per metric with its splits overlaid; the selected checkpoint's step as a vertical line.
@@ -187,7 +189,7 @@ def learning_curves_figure(
   titled 'train/val: loss', as do `train/er_valence/mae` and `val/er_valence/mae`. Throughput
   (`perf/…`) and series that never change are left out.
   """
-  series = read_metrics_jsonl(metrics_jsonl, fold, seed)
+  series = read_metrics_jsonl(metrics_jsonl, fold, seed, point)
   if not series:
     raise ValueError(f"{metrics_jsonl} has no numeric series of fold {fold} seed {seed}.")
   series = _informative(series) or series
@@ -221,9 +223,11 @@ def plot_learning_curves(
   seed: int | None = None,
   ncols: int = 3,
   selected_step: int | None = None,
+  point: int | None = None,
 ) -> Path:
   """`learning_curves_figure` as a PNG."""
-  return _save(learning_curves_figure(metrics_jsonl, fold, seed, selected_step, ncols), path)
+  figure = learning_curves_figure(metrics_jsonl, fold, seed, selected_step, ncols, point)
+  return _save(figure, path)
 
 
 def degradation_figure(rows, metrics: Sequence[str], baselines=None, title: str = "") -> Figure:

@@ -140,13 +140,15 @@ def write_plots(workdir, results) -> None:
           out(f"scatter_{target}_{tag}"),
           f"{target}, {title}",
         )
-    if metrics_jsonl.exists() and plots.read_metrics_jsonl(metrics_jsonl, fold, seed):
+    point = run.get("point")  # a sweep's runs: the point selected for the fold
+    if metrics_jsonl.exists() and plots.read_metrics_jsonl(metrics_jsonl, fold, seed, point):
       plots.plot_learning_curves(
         metrics_jsonl,
         out(f"learning_curves_{tag}"),
         fold,
         seed,
         selected_step=run.get("selected_step"),
+        point=point,
       )
   if len(results["runs"]) == 1:
     return  # the sum over one run is that run's own matrix

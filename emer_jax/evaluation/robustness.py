@@ -60,7 +60,7 @@ def selected_state(config, workdir: str, run: dict, targets, mesh):
   """(graphdef, state) holding the weights a run was tested with: its `best` checkpoint at the
   selected step, else its `latest` at that step (a run without validation), else the config's
   `init_checkpoint` (eval mode)."""
-  name = workdir_lib.run_name(run["fold"], run["seed"])
+  name = workdir_lib.run_name(run["fold"], run["seed"], run.get("point"))
   graphdef, abstract, state = state_lib.init_state(
     config, head_sizes(targets), run["seed"], 1, mesh
   )
@@ -139,7 +139,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
     graphdef, state = selected_state(config, workdir, run, targets, mesh)
     out = workdir_lib.robustness_dir(workdir)
     run_data = eval_mode.eval_normalised(
-      config, data, split, workdir, out, run["fold"], run["seed"]
+      config, data, split, workdir, out, run["fold"], run["seed"], run.get("point")
     )
     corrupt_fn = corruptions_lib.make_corrupt_fn(pipeline.normalisation(run_data))
     eval_step = steps.make_eval_step(graphdef, dtype=jnp.dtype(config.dtype))

@@ -8,7 +8,7 @@ from flax import nnx
 
 from emer_jax.models.encoders import ModalityEncoders, check_inputs, expected_shapes
 from emer_jax.models.heads import TaskHeads
-from emer_jax.models.layers import linear
+from emer_jax.models.layers import Dropout, linear
 from emer_jax.models.lstm import LSTM
 from emer_jax.models.modality_dropout import modality_dropout
 from emer_jax.models.transformer import cross_transformer
@@ -24,7 +24,7 @@ class FaceLSTM(nnx.Module):
 
   def __init__(self, config, *, heads, dtype=jnp.float32, rngs: nnx.Rngs):
     self.encoders = ModalityEncoders(config, ("face",), dtype=dtype, rngs=rngs)
-    self.dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
+    self.dropout = Dropout(config.encoder_dropout, key="encoder_dropout", rngs=rngs)
     dim, layers = config.feature_dim, config.baseline.lstm_layers
     self.lstm = LSTM(dim, dim, layers, dtype=dtype, rngs=rngs)
     self.heads = _heads(config, dim, heads, dtype=dtype, rngs=rngs)
@@ -39,7 +39,7 @@ class FaceTransformer(nnx.Module):
 
   def __init__(self, config, *, heads, dtype=jnp.float32, rngs: nnx.Rngs):
     self.encoders = ModalityEncoders(config, ("face",), dtype=dtype, rngs=rngs)
-    self.dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
+    self.dropout = Dropout(config.encoder_dropout, key="encoder_dropout", rngs=rngs)
     self.projection = linear(config.feature_dim, config.token_dim, dtype=dtype, rngs=rngs)
     n = config.face_encoder.num_frames
     self.transformer = cross_transformer(config, n, n, dtype=dtype, rngs=rngs)
@@ -63,7 +63,7 @@ class EyeLSTM(nnx.Module):
     in_features = sum(widths[m] for m in self.modalities)
     layers = config.sequence_encoder.num_layers
     self.lstm = LSTM(in_features, config.feature_dim, layers, dtype=dtype, rngs=rngs)
-    self.dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
+    self.dropout = Dropout(config.encoder_dropout, key="encoder_dropout", rngs=rngs)
     self.heads = _heads(config, config.feature_dim, heads, dtype=dtype, rngs=rngs)
     self.shapes = expected_shapes(config)
     self.modality_dropout = modality_dropout(config, ("eye", "gaze"), rngs=rngs)
@@ -82,7 +82,7 @@ class LateFusion(nnx.Module):
 
   def __init__(self, config, *, heads, dtype=jnp.float32, rngs: nnx.Rngs):
     self.encoders = ModalityEncoders(config, config.modalities, dtype=dtype, rngs=rngs)
-    self.dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
+    self.dropout = Dropout(config.encoder_dropout, key="encoder_dropout", rngs=rngs)
     self.modality_heads = nnx.Dict(
       {
         m: _heads(config, config.feature_dim, heads, dtype=dtype, rngs=rngs)
@@ -112,7 +112,7 @@ class TensorFusion(nnx.Module):
     self.projections = nnx.Dict(
       {m: linear(config.feature_dim, dim, dtype=dtype, rngs=rngs) for m in config.modalities}
     )
-    self.dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
+    self.dropout = Dropout(config.encoder_dropout, key="encoder_dropout", rngs=rngs)
     fused = (dim + 1) ** len(config.modalities)
     self.heads = _heads(config, fused, heads, dtype=dtype, rngs=rngs)
 
@@ -136,7 +136,7 @@ class CrossmodalTransformer(nnx.Module):
         f"The crossmodal transformer needs two or more modalities; got {modalities}."
       )
     self.encoders = ModalityEncoders(config, modalities, dtype=dtype, rngs=rngs)
-    self.dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
+    self.dropout = Dropout(config.encoder_dropout, key="encoder_dropout", rngs=rngs)
     self.projections = nnx.Dict(
       {m: linear(config.feature_dim, config.token_dim, dtype=dtype, rngs=rngs) for m in modalities}
     )

@@ -6,7 +6,7 @@ from flax import nnx
 
 from emer_jax.models.encoders import ModalityEncoders
 from emer_jax.models.heads import TaskHeads
-from emer_jax.models.layers import LeakyMlp, linear, reverse_gradient, shard_batch
+from emer_jax.models.layers import Dropout, LeakyMlp, linear, reverse_gradient, shard_batch
 from emer_jax.models.transformer import cross_transformer
 
 
@@ -23,7 +23,7 @@ class EMERT(nnx.Module):
   def __init__(self, config, *, heads, dtype=jnp.float32, rngs: nnx.Rngs):
     self.modalities = tuple(config.modalities)
     self.encoders = ModalityEncoders(config, self.modalities, dtype=dtype, rngs=rngs)
-    self.encoder_dropout = nnx.Dropout(config.encoder_dropout, rngs=rngs)
+    self.encoder_dropout = Dropout(config.encoder_dropout, key="encoder_dropout", rngs=rngs)
     self.invariant_projection = projection(config, dtype=dtype, rngs=rngs)
     self.specific_projections = nnx.Dict(
       {m: projection(config, dtype=dtype, rngs=rngs) for m in self.modalities}

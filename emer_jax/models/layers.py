@@ -13,6 +13,30 @@ torch_linear_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform"
 torch_conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
+class Dropout(nnx.Dropout):
+  """`nnx.Dropout` whose rate a train step may set to a traced value, so runs with other rates
+  share one program (`emer_jax.train.steps`); `key` names the model config key of its rate.
+  With a Python rate it is `nnx.Dropout`, bit for bit."""
+
+  def __init__(self, rate: float, *, key: str, rngs: nnx.Rngs):
+    super().__init__(rate, rngs=rngs)
+    self.key = key
+
+  def __call__(self, inputs, *, deterministic=None, rngs=None):
+    if not isinstance(self.rate, jax.Array):
+      return super().__call__(inputs, deterministic=deterministic, rngs=rngs)
+    if self.deterministic if deterministic is None else deterministic:
+      return inputs
+    keep_prob = 1.0 - self.rate  # as nnx.Dropout computes its mask
+    shape = [1 if d in self.broadcast_dims else n for d, n in enumerate(inputs.shape)]
+    key = (rngs or self.rngs)()
+    mask = jax.random.bernoulli(
+      key, p=keep_prob, shape=shape, out_sharding=jax.typeof(inputs).sharding
+    )
+    mask = jnp.broadcast_to(mask, inputs.shape)
+    return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
+
+
 def splits_over_data(x):
   """Whether the current mesh has a 'data' axis that the leading (batch) axis of x divides."""
   mesh = jax.sharding.get_abstract_mesh()

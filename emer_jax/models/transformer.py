@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from emer_jax.models.layers import layer_norm, linear
+from emer_jax.models.layers import Dropout, layer_norm, linear
 
 
 class CrossAttention(nnx.Module):
@@ -19,7 +19,7 @@ class CrossAttention(nnx.Module):
     self.to_k = linear(dim, inner, shard_out=True, use_bias=False, dtype=dtype, rngs=rngs)
     self.to_v = linear(dim, inner, shard_out=True, use_bias=False, dtype=dtype, rngs=rngs)
     self.to_out = linear(inner, dim, dtype=dtype, rngs=rngs)
-    self.dropout = nnx.Dropout(dropout, rngs=rngs)
+    self.dropout = Dropout(dropout, key="transformer.dropout", rngs=rngs)
     self.num_heads = num_heads
     self.scale = head_dim**-0.5
 
@@ -42,7 +42,7 @@ class FeedForward(nnx.Module):
     self.norm = layer_norm(dim, dtype=dtype, rngs=rngs)
     self.fc1 = linear(dim, hidden, dtype=dtype, rngs=rngs)
     self.fc2 = linear(hidden, dim, dtype=dtype, rngs=rngs)
-    self.dropout = nnx.Dropout(dropout, rngs=rngs)
+    self.dropout = Dropout(dropout, key="transformer.dropout", rngs=rngs)
 
   def __call__(self, x):
     x = self.dropout(jax.nn.gelu(self.fc1(self.norm(x)), approximate=False))
@@ -83,7 +83,7 @@ class CrossTransformer(nnx.Module):
 
     self.pos_target = embedding(target_len)
     self.pos_source = embedding(source_len)
-    self.emb_dropout = nnx.Dropout(emb_dropout, rngs=rngs)
+    self.emb_dropout = Dropout(emb_dropout, key="transformer.emb_dropout", rngs=rngs)
     self.layers = nnx.List(
       [
         CrossTransformerLayer(dim, num_heads, head_dim, mlp_dim, dropout, dtype=dtype, rngs=rngs)

@@ -9,7 +9,6 @@ import dataclasses
 import functools
 import json
 import os
-import re
 
 import jax
 import jax.numpy as jnp
@@ -114,11 +113,16 @@ def face_frames_of(dataset: str, data_dir: str) -> int:
 
 
 def run_names(workdir: str) -> list[str]:
-  """Runs of a workdir that have a selected checkpoint, e.g. ['fold1_seed0', ...]."""
+  """Runs of a workdir that have a selected checkpoint, e.g. ['fold1_seed0', ...] (a sweep's:
+  those of the point selected per fold)."""
   root = workdir_lib.checkpoints_dir(workdir)
   names = sorted(os.listdir(root)) if os.path.isdir(root) else []
+  selected = workdir_lib.selected_runs(workdir)
   return [
-    n for n in names if os.path.isdir(os.path.join(workdir_lib.checkpoints_dir(workdir, n), "best"))
+    n
+    for n in names
+    if os.path.isdir(os.path.join(workdir_lib.checkpoints_dir(workdir, n), "best"))
+    and (selected is None or n in selected)
   ]
 
 
@@ -271,9 +275,8 @@ def from_workdir(
   return Model(graphdef, states, settings, dtype, source, renorm)
 
 
-def _fold_seed(run: str) -> tuple[int, int]:
-  fold, seed = (int(v) for v in re.fullmatch(r"fold(\d+)_seed(\d+)", run).groups())
-  return fold, seed
+def _fold_seed(run: str) -> tuple[int, int, int | None]:
+  return workdir_lib.parse_run_name(run)
 
 
 def _normalisation_path(workdir: str, run: str) -> str:

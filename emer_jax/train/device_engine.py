@@ -1,10 +1,11 @@
 """The device engine: runs trained together with the data on the devices (`input.placement`
 resolved to 'device').
 
-The runs of a config go in groups of at most `parallel_runs` (0: all in one group). A group is
-one program (`multi_run`): its states stacked on a leading run axis over a 'runs' mesh, each run
-with its own split, training statistics, batches, schedules, validation selection and best
-weights (kept on the devices). `run_loop` takes a group through the same bookkeeping as a host
+The runs of a config go in groups of at most `parallel_runs` (0: all in one group); a sweep's
+points that share a program (`multi_run.program_key`) train in the same groups, each run with
+its own traced values. A group is one program (`multi_run`): its states stacked on a leading
+run axis over a 'runs' mesh, each run with its own split, training statistics, batches,
+schedules, validation selection and best weights (kept on the devices). `run_loop` takes a group through the same bookkeeping as a host
 run, so every run writes the same files.
 
 A run's `latest` checkpoint holds its own (unstacked) state and a `placement` record in place
@@ -20,24 +21,47 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from emer_jax import logs
-from emer_jax.data import on_device
+from emer_jax.data import on_device, pipeline
 from emer_jax.protocols import head_sizes
 from emer_jax.train import multi_run, run_checkpoints, run_eval
 from emer_jax.train import runs as runs_lib
 from emer_jax.train import state as state_lib
 
 
-def engines(config, arrays):
-  """(group size, engine_for) of the device placement; `arrays` is the decoded dataset
-  (`on_device.decode_for`), put on each set of devices once for all groups."""
-  job = _Job(config, arrays)
-  size = config.parallel_runs or len(runs_lib.run_keys(config))
-  return size, lambda runs, stack: DeviceEngine(config, runs, job)
+def engines(config, data, arrays, num_points=None):
+  """(group size, engine_for) of the device placement; `arrays` is the dataset decoded for
+  `config` (`on_device.decode_for`), put on each set of devices once for all groups; a sweep
+  point with other input sizes decodes its own from `data`."""
+  jobs = {}
+
+  def engine_for(runs, stack):
+    program = runs[0].config
+    key = multi_run.program_key(program)
+    if key not in jobs:
+      same = _decoding(program, data) == _decoding(config, data)
+      decoded = (
+        arrays if same else on_device.decode_for(data, program, state_lib.run_targets(program))
+      )
+      jobs[key] = _Job(program, decoded)
+    return DeviceEngine(program, runs, jobs[key])
+
+  size = config.parallel_runs or len(runs_lib.run_keys(config, num_points))
+  return size, engine_for
+
+
+def _decoding(config, data) -> tuple:
+  """What `on_device.decode_for` reads of a config."""
+  return (
+    config.input.num_frames,
+    config.input.num_eye_rows,
+    tuple(pipeline.model_clock_columns(data, config)),
+    pipeline.eye_clock_mode(config),
+  )
 
 
 class _Job:
-  """What a job's groups share: the decoded dataset, put on each set of devices once, and the
-  compiled steps, one per (devices, k) (every group builds the same model)."""
+  """What the groups of one program share: its decoded dataset, put on each set of devices once,
+  and the compiled steps, one per (devices, k)."""
 
   def __init__(self, config, arrays):
     self.config, self.arrays, self.options = config, arrays, None
@@ -72,6 +96,7 @@ class DeviceEngine:
   compiling = "compiling the train steps (the bar starts after the first call)"
 
   def __init__(self, config, runs: list[runs_lib.Run], job: _Job):
+    """`config`: the program's (any of the runs'; they differ only in traced values)."""
     self.runs, self.job = runs, job
     targets = state_lib.run_targets(config)
     self.mesh = multi_run.run_mesh(len(runs))
@@ -87,6 +112,7 @@ class DeviceEngine:
       [run.cadence.total_steps for run in runs],
       targets,
       self.mesh,
+      [run.config for run in runs],
     )
     self.graphdef, self.state, self.best_model = _open_or_resume(
       config, runs, head_sizes(targets), self.mesh

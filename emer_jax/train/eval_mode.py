@@ -1,5 +1,6 @@
 """Eval mode (`mode='eval'`): tests `init_checkpoint`, else each run's `best` (else `latest`),
-writing only `W/eval/`; it never trains, and never writes anything training owns."""
+writing only `W/eval/`; it never trains, and never writes anything training owns. In a sweep's
+workdir the runs are those of the point selected per test fold (`W/sweep.json`)."""
 
 import dataclasses
 import os
@@ -8,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
+from emer_jax import sweep as sweep_lib
 from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.errors import UserError
@@ -21,20 +23,50 @@ class NothingToEvaluate(UserError):
   pass
 
 
-def sources(config, workdir: str) -> dict:
-  """(fold, seed) -> (kind, directory, step) of each run's checkpoint to test (`best`, else
-  `latest`); {} with `init_checkpoint`. Raises NothingToEvaluate where a run has none, or
-  ConfigChanged where the workdir was started with another config."""
+@dataclasses.dataclass(frozen=True)
+class Sources:
+  """What eval mode tests: `checkpoints` (fold, seed) -> (kind, directory, step) of each run's
+  checkpoint ({} with `init_checkpoint`), and in a sweep's workdir its `points` and the point
+  `selected` per test fold."""
+
+  checkpoints: dict
+  points: list | None = None
+  selected: dict = dataclasses.field(default_factory=dict)
+
+
+def sources(config, workdir: str, points=None) -> Sources:
+  """The checkpoints eval mode tests (`best`, else `latest`), found before anything is created;
+  in a sweep's workdir (`points`, else those it recorded) the selected point's per fold. Raises
+  NothingToEvaluate where a run has none, or ConfigChanged where the workdir was started with
+  another config or sweep."""
   if config.init_checkpoint:
-    return {}
+    return Sources({}, points)
+  if points is None:  # a sweep's workdir needs no --sweep to be evaluated
+    points = (workdir_lib.read_sweep(workdir) or {}).get("points")
   workdir_lib.check_same_config(workdir, config)
-  return _eval_sources(config, workdir)
+  workdir_lib.check_same_sweep(workdir, points)
+  selected = selected_points(workdir, points)
+  return Sources(_eval_sources(config, workdir, selected), points, selected)
 
 
-def evaluate(config, workdir: str, sources: dict) -> dict:
+def selected_points(workdir, points) -> dict:
+  """{fold: point} a sweep's workdir selected ({} without a sweep)."""
+  if points is None:
+    return {}
+  record = workdir_lib.read_sweep(workdir)
+  if record is None or not record["selected"]:
+    raise NothingToEvaluate(
+      f"The sweep in {workdir} has not selected its points yet: rerun the training command "
+      "to finish it."
+    )
+  return {int(fold): point for fold, point in record["selected"].items()}
+
+
+def evaluate(config, workdir: str, found: Sources) -> dict:
   """Tests `init_checkpoint`, else each run's `best` (else its `latest`) as `sources` found them,
   writing `workdir/eval/`. Never trains, and never writes anything training owns.
   """
+  sources, points, selected = found.checkpoints, found.points, found.selected
   out_dir = workdir_lib.eval_dir(workdir)
   data, mesh = state_lib.open_data(config)
   if jax.process_index() == 0:
@@ -43,12 +75,14 @@ def evaluate(config, workdir: str, sources: dict) -> dict:
     workdir_lib.config_path(out_dir), workdir_lib.config_json(config), "the eval config"
   )
   targets = state_lib.run_targets(config)
-  runs = []
-  for seed in config.seeds:
-    for fold in config.folds:
+  base, runs = config, []
+  for seed in base.seeds:
+    for fold in base.folds:
+      point = selected.get(fold)
+      config = base if point is None else sweep_lib.apply(base, points[point])
       graphdef, abstract, state = state_lib.init_state(config, head_sizes(targets), seed, 0, mesh)
       split = runs_lib.run_split(config, data, fold)
-      run_data = eval_normalised(config, data, split, workdir, out_dir, fold, seed)
+      run_data = eval_normalised(config, data, split, workdir, out_dir, fold, seed, point)
       with jax.set_mesh(mesh):
         source = sources.get((fold, seed))
         if source is None:
@@ -65,23 +99,25 @@ def evaluate(config, workdir: str, sources: dict) -> dict:
       result = {
         "fold": fold,
         "seed": seed,
+        **({} if point is None else {"point": point}),
         "evaluated": evaluated,
         "num_test": len(split.test),
         "metrics": test,
         "config": workdir_lib.config_json(config),
       }
       if source is not None:  # a run's own checkpoint: its step, and whether training finished
-        finished = os.path.exists(workdir_lib.run_json_path(workdir, fold, seed))
+        finished = os.path.exists(workdir_lib.run_json_path(workdir, fold, seed, point))
         result |= {"checkpoint_step": source[2], "finished": finished}
       run_eval.write_run(out_dir, result, data, split.test, targets, outputs)
       runs.append(result)
-  return run_eval.write_results(config, out_dir, runs, workdir_lib.config_json(config))
+  sweep = {"points": points, "selected": selected} if selected else None
+  return run_eval.write_results(base, out_dir, runs, workdir_lib.config_json(base), sweep)
 
 
-def eval_normalised(config, data, split, workdir, out_dir, fold, seed):
+def eval_normalised(config, data, split, workdir, out_dir, fold, seed, point=None):
   """`data` with the run's recorded training statistics; where the run recorded none (e.g. an
   `init_checkpoint` from elsewhere), those of its training part, recorded under `out_dir`."""
-  recorded = workdir_lib.normalisation_path(workdir, fold, seed)
+  recorded = workdir_lib.normalisation_path(workdir, fold, seed, point)
   if os.path.exists(recorded):
     return dataclasses.replace(data, normalisation=pipeline.load_normalisation(recorded))
   return runs_lib.normalised(
@@ -89,12 +125,13 @@ def eval_normalised(config, data, split, workdir, out_dir, fold, seed):
   )
 
 
-def _eval_sources(config, workdir) -> dict:
+def _eval_sources(config, workdir, selected: dict) -> dict:
   """(fold, seed) -> (kind, directory, step) of what to test: `best`, else `latest`."""
   sources, missing = {}, []
   for seed in config.seeds:
     for fold in config.folds:
-      run_dir = workdir_lib.checkpoints_dir(workdir, workdir_lib.run_name(fold, seed))
+      name = workdir_lib.run_name(fold, seed, selected.get(fold))
+      run_dir = workdir_lib.checkpoints_dir(workdir, name)
       source = run_checkpoints.selected_checkpoint(run_dir)
       if source is None:
         missing.append(run_dir)
@@ -102,9 +139,7 @@ def _eval_sources(config, workdir) -> dict:
       sources[(fold, seed)] = source
       if source[0] == "latest":
         logging.warning(
-          "%s has no best checkpoint; evaluating its latest (step %d).",
-          workdir_lib.run_name(fold, seed),
-          source[2],
+          "%s has no best checkpoint; evaluating its latest (step %d).", name, source[2]
         )
   if missing:
     raise NothingToEvaluate(

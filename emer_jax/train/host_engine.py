@@ -21,11 +21,11 @@ from emer_jax.train import state as state_lib
 
 def engines(config, mesh):
   """(group size, engine_for) of the host placement: one run per group."""
-  return 1, lambda runs, stack: HostEngine(config, runs[0], mesh, stack)
+  return 1, lambda runs, stack: HostEngine(runs[0].config, runs[0], mesh, stack)
 
 
 class HostEngine:
-  """One run's model on `mesh`, stepped one batch at a time."""
+  """One run's model on `mesh` (`config`: the run's own), stepped one batch at a time."""
 
   steps_per_call = 1
   compiling = "compiling the train step (the bar starts after its first step)"

@@ -4,7 +4,9 @@ Parameters, optimiser state, batch statistics and RNG streams carry a leading ax
 sharded over a 'runs' mesh axis, so runs spread over devices (and hosts). Each run keeps its
 own batch of `batch_size`, drawn on the devices from its own training part and seed
 (`data.on_device`); `steps_per_call` steps run in one `lax.scan`, with the learning rate and
-GRL λ computed in the loop from each run's own `total_steps`. Nothing inside the loop crosses
+GRL λ computed in the loop from each run's own `total_steps`. The `TRACED` config keys are
+per-run values too (`run_hyper`), so a sweep's points that differ only in them share a program
+(`program_key`). Nothing inside the loop crosses
 devices: a run's whole step runs where its state lives, next to a replica of the dataset.
 
   graphdef, state = init_states(config, heads, seeds, mesh)
@@ -14,6 +16,8 @@ devices: a run's whole step runs where its state lives, next to a replica of the
 Call these outside `jax.set_mesh`: the shardings come from the arguments' placement.
 """
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,11 +25,58 @@ from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from emer_jax import config_check
 from emer_jax.data import on_device, pipeline
 from emer_jax.train import optim, steps
 from emer_jax.train import state as state_lib
 
 RUNS = "runs"
+
+# Config keys each run of a program holds as traced values (prefixes end with '.').
+TRACED = (
+  "learning_rate",
+  "weight_decay",
+  "loss.alpha",
+  "loss.beta",
+  "loss.head_weights.",
+  "grl.value",
+  "num_epochs",
+  "total_steps",
+  "model.modality_dropout",  # rates above 0: a module at 0 is absent (or skips its draws)
+  "model.encoder_dropout",
+  "model.transformer.dropout",
+  "model.transformer.emb_dropout",
+)
+DROPOUT_RATES = ("encoder_dropout", "transformer.dropout", "transformer.emb_dropout")
+
+
+def _traced(key: str) -> bool:
+  return any(key == k or (k.endswith(".") and key.startswith(k)) for k in TRACED)
+
+
+def program_key(config) -> str:
+  """What a run's program depends on: its config without the `TRACED` keys and the keys that
+  change nothing trained (`config_check.MAY_DIFFER`). Runs with equal keys train together."""
+  flat = config_check.flat(config)
+  key = {k: v for k, v in sorted(flat.items()) if not _traced(k) and not config_check.may_differ(k)}
+  rates = ("modality_dropout", *DROPOUT_RATES)
+  return json.dumps(key | {f"model.{k} > 0": flat[f"model.{k}"] > 0 for k in rates})
+
+
+def run_hyper(config, targets) -> dict:
+  """A run's `TRACED` values as the train step takes them (`steps.make_train_step`'s `hyper`)."""
+  f32 = np.float32
+  weights = dict(config.loss.head_weights)
+  return {
+    "learning_rate": f32(config.learning_rate),
+    "weight_decay": f32(config.weight_decay),
+    "alpha": f32(config.loss.alpha),
+    "beta": f32(config.loss.beta),
+    "grl_value": f32(config.grl.value),
+    "modality_dropout": f32(config.model.modality_dropout),
+    "dropout": {k: f32(config_check.flat(config)[f"model.{k}"]) for k in DROPOUT_RATES},
+    "head_weights": {t: f32(weights.get(t, 1.0)) for t in targets},
+  }
 
 
 def run_mesh(num_runs: int, devices=None) -> jax.sharding.Mesh:
@@ -95,20 +146,23 @@ def with_learning_rate(state, lr):
   return jax.tree_util.tree_map_with_path(set_lr, state)
 
 
-def runs_inputs(config, data, parts: list, seeds, total_steps, targets, mesh) -> dict:
+def runs_inputs(config, data, parts: list, seeds, total_steps, targets, mesh, configs=None):
   """The per-run arguments of the train steps, sharded over 'runs': training parts (sample
-  indices), normalisation statistics, seeds and total steps.
+  indices), normalisation statistics, seeds, total steps and `TRACED` values (`run_hyper` of
+  each run's config in `configs`, else of `config`).
 
   `data` is a list of each run's source, carrying the statistics of its own training part
   (`pipeline.with_normalisation`), or one source whose statistics every run shares.
   """
   sources = data if isinstance(data, list | tuple) else [data] * len(parts)
   stats = [on_device.sampling(source, config, targets)[0] for source in sources]
+  hyper = [run_hyper(c, targets) for c in configs or [config] * len(parts)]
   runs = {
     "part": on_device.stack_parts(parts, config.batch_size),
     "stats": jax.tree.map(lambda *x: np.stack(x), *stats),
     "seed": np.asarray(seeds, np.int32),
     "total_steps": np.asarray(total_steps, np.int32),
+    "hyper": jax.tree.map(lambda *x: np.stack(x), *hyper),
   }
   return jax.device_put(runs, run_sharding(mesh))
 
@@ -122,7 +176,7 @@ def make_train_steps(graphdef, config, mesh, *, steps_per_call: int, flip: bool,
   from different steps). `data` is the dataset from `on_device.put`, `runs` from `runs_inputs`. A run whose
   `total_steps` is reached keeps its state (its metrics say `active` = False). `metrics` holds
   the single-run step's metrics plus `learning_rate`, `grl_lambda` and `active`, each of shape
-  (steps_per_call, R).
+  (steps_per_call, R). Each run's `TRACED` values come from `runs['hyper']`.
   """
   single = steps.make_train_step(
     graphdef,
@@ -137,10 +191,10 @@ def make_train_steps(graphdef, config, mesh, *, steps_per_call: int, flip: bool,
       data, run["part"], run["stats"], run["seed"], step,
       batch_size=config.batch_size, flip=flip, bgr=bgr,
     )  # fmt: skip
-    total = run["total_steps"]
-    lr = optim.learning_rate(config, step, total)
-    lam = optim.grl_lambda(config.grl, step, total)
-    new, metrics = single(with_learning_rate(state, lr), batch, lam)
+    total, hyper = run["total_steps"], run["hyper"]
+    lr = optim.learning_rate(config, step, total, peak=hyper["learning_rate"])
+    lam = optim.grl_lambda(config.grl, step, total, value=hyper["grl_value"])
+    new, metrics = single(with_learning_rate(state, lr), batch, lam, hyper)
     active = step < total
     new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
     return new, metrics | {"learning_rate": lr, "grl_lambda": lam, "active": active}

@@ -93,7 +93,8 @@ def write_run(out_dir, result, data, indices, targets, outputs):
   with paths.writing(workdir_lib.predictions_path(out_dir, fold, seed), "the test predictions"):
     _write_predictions(out_dir, fold, seed, data, indices, targets, outputs, masked)
     os.makedirs(workdir_lib.runs_dir(out_dir), exist_ok=True)
-  workdir_lib.write_json(workdir_lib.run_json_path(out_dir, fold, seed), result, "the run's record")
+  path = workdir_lib.run_json_path(out_dir, fold, seed, result.get("point"))
+  workdir_lib.write_json(path, result, "the run's record")
 
 
 def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs, masked):
@@ -114,13 +115,15 @@ def _write_predictions(out_dir, fold, seed, data, indices, targets, outputs, mas
   )
 
 
-def write_results(config, out_dir, runs, recorded: dict) -> dict:
-  """results.json (with `recorded`, the config the runs were started with), then reports."""
+def write_results(config, out_dir, runs, recorded: dict, sweep: dict | None = None) -> dict:
+  """results.json (with `recorded`, the config the runs were started with, and a sweep's points
+  and selected point per test fold), then reports."""
   results = {
     "protocol": config.protocol,
     "targets": list(get_protocol(config.protocol).targets),
     "runs": runs,
     **metrics_lib.summarize([run["metrics"] for run in runs]),
+    **({} if sweep is None else {"sweep": sweep}),
     "config": recorded,
   }
 

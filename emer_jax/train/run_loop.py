@@ -1,6 +1,6 @@
 """The one run loop: every run's bookkeeping, whichever engine trains it.
 
-`train_groups` takes a config's runs (`runs.run_keys`) in groups: a finished run is read back,
+`train_runs` takes a config's runs (`runs.run_keys`) in groups: a finished run is read back,
 the others are opened or resumed by an engine, fitted (`fit`), tested and written. What differs
 between placements is the engine that advances a group's runs by k steps and evaluates them:
 `host_engine` (a group of one, batches from a grain pipeline) or `device_engine` (stacked runs,
@@ -24,49 +24,58 @@ import jax
 from emer_jax import logs
 from emer_jax import workdir as workdir_lib
 from emer_jax.evaluation import metrics as metrics_lib
-from emer_jax.train import ctrl_c, run_checkpoints, run_eval
+from emer_jax.train import ctrl_c, multi_run, run_checkpoints, run_eval
 from emer_jax.train import runs as runs_lib
 from emer_jax.train import state as state_lib
 from emer_jax.train.writers import MetricWriter
 
 
-def train_groups(config, workdir, data, size: int, engine_for) -> list[dict]:
-  """Every run's result, in `run_keys` order: a finished run's as recorded, the others trained
-  in groups of at most `size`; `engine_for(runs, stack)` opens a group's engine (its contexts on
-  `stack`), which opens or resumes the runs."""
-  keys = runs_lib.run_keys(config)
-  results = {}
-  for first in range(0, len(keys), size):
-    group = []
-    for fold, seed in keys[first : first + size]:
-      done = workdir_lib.finished_run(config, workdir, fold, seed)
-      if done is not None:
-        results[(fold, seed)] = done
-      else:
-        group.append(runs_lib.new_run(config, workdir, data, fold, seed))
-    if group:
-      results |= _train_group(config, workdir, group, engine_for)
-  return [results[k] for k in keys]
+def train_runs(
+  configs: list, workdir, data, size: int, engine_for, keys, *, test=True, points=None
+) -> dict:
+  """{(fold, seed, point): result} of the runs `keys` (`runs.run_keys`; `configs[point or 0]`
+  each run's config, `points` a sweep's values): a finished run's as recorded, the others
+  trained in groups of at most `size` runs of one program (`multi_run.program_key`), and tested
+  unless `test` is false (a sweep tests only the points it selects). `engine_for(runs, stack)`
+  opens a group's engine (its contexts on `stack`), which opens or resumes the runs."""
+  results, programs = {}, {}
+  for key in keys:
+    programs.setdefault(multi_run.program_key(configs[key[2] or 0]), []).append(key)
+  for program in programs.values():
+    for first in range(0, len(program), size):
+      group = []
+      for fold, seed, point in program[first : first + size]:
+        config = configs[point or 0]
+        done = workdir_lib.finished_run(config, workdir, fold, seed, point)
+        if done is not None and (not test or "metrics" in done):
+          results[(fold, seed, point)] = done
+        else:
+          values = None if point is None else points[point]
+          group.append(runs_lib.new_run(config, workdir, data, fold, seed, point, values))
+      if group:
+        results |= _train_group(workdir, group, engine_for, test)
+  return results
 
 
-def _train_group(config, workdir, runs: list[runs_lib.Run], engine_for) -> dict:
-  """Opens or resumes, fits, tests and writes one group; returns {(fold, seed): result}."""
+def _train_group(workdir, runs: list[runs_lib.Run], engine_for, test: bool) -> dict:
+  """Opens or resumes, fits, tests and writes one group; returns {(fold, seed, point): result}."""
   with contextlib.ExitStack() as stack:
     for run in runs:
       run_dir = workdir_lib.checkpoints_dir(workdir, run.name)
       run.latest, run.best = stack.enter_context(
-        run_checkpoints.Managers(run_dir, config.keep_checkpoints)
+        run_checkpoints.Managers(run_dir, run.config.keep_checkpoints)
       )
     engine = engine_for(runs, stack)
     for run in runs:
-      tags = {"fold": run.fold, "seed": run.seed}
-      run.writer = MetricWriter(workdir, run.name, tags, resume_step=run.step)
+      run.writer = MetricWriter(workdir, run.name, run.tags, resume_step=run.step)
       stack.callback(run.writer.close)
-    fit(config, engine, runs, stack.enter_context(ctrl_c.BetweenSteps()))
-    return _test_and_write(config, workdir, runs, engine.test())
+    fit(engine, runs, stack.enter_context(ctrl_c.BetweenSteps()))
+    if not test:
+      return {(run.fold, run.seed, run.point): _write_trained(workdir, run) for run in runs}
+    return _test_and_write(workdir, runs, engine.test())
 
 
-def fit(config, engine, runs: list[runs_lib.Run], interrupt) -> None:
+def fit(engine, runs: list[runs_lib.Run], interrupt) -> None:
   """Trains every run of the group to its last step.
 
   Each call advances the runs still training by k steps, k ending at the next step on which any
@@ -103,12 +112,12 @@ def fit(config, engine, runs: list[runs_lib.Run], interrupt) -> None:
           runs_lib.check_finite(jax.device_get(pending[r]), run.name if len(runs) > 1 else "")
           pending[r] = []
         if "log" in due[r]:
-          logged = _log(config, run, jax.device_get(last()), ticks, time.perf_counter())
+          logged = _log(run, jax.device_get(last()), ticks, time.perf_counter())
           if len(runs) == 1:
             progress.set_postfix(loss=f"{float(logged['train/loss/total']):.4f}")
       validating = [r for r, d in due.items() if "eval" in d]
       if validating:
-        _validate(config, engine, runs, validating)
+        _validate(engine, runs, validating)
       for r, d in due.items():
         if "checkpoint" in d:
           engine.save_latest(r)
@@ -125,24 +134,26 @@ def fit(config, engine, runs: list[runs_lib.Run], interrupt) -> None:
   interrupt.restore()
 
 
-def _log(config, run: runs_lib.Run, metrics: dict, ticks: dict, now: float) -> dict:
+def _log(run: runs_lib.Run, metrics: dict, ticks: dict, now: float) -> dict:
   """Writes the run's metrics.jsonl line of its current step; returns it."""
   logged = runs_lib.train_logged(metrics)
   logged["train/learning_rate"] = metrics["learning_rate"]
   logged["train/grl_lambda"] = metrics["grl_lambda"]
-  logged |= runs_lib.perf(config, run, ticks, now)
+  logged |= runs_lib.perf(run.config, run, ticks, now)
   run.writer.write(run.step, logged)
   return logged
 
 
-def _validate(config, engine, runs, validating: list[int]) -> None:
+def _validate(engine, runs, validating: list[int]) -> None:
   """Records the validation of the runs due; saves the weights of each run that improved."""
   outputs = engine.validate()
-  targets = state_lib.run_targets(config)
   improved = {}
   for r in validating:
     run = runs[r]
-    val, losses, score = run_eval.validation(config, run.data, run.split.val, targets, outputs[r])
+    targets = state_lib.run_targets(run.config)
+    val, losses, score = run_eval.validation(
+      run.config, run.data, run.split.val, targets, outputs[r]
+    )
     run.writer.write(run.step, metrics_lib.flatten_scalars(val, "val/") | losses)
     if run.best_score is None or score > run.best_score:
       improved[r] = score
@@ -152,14 +163,26 @@ def _validate(config, engine, runs, validating: list[int]) -> None:
     runs[r].best_step, runs[r].best_score = runs[r].step, score
 
 
-def _test_and_write(config, workdir, runs, outputs) -> dict:
-  """Each run's test metrics, predictions and `runs/<run>.json`; returns {(fold, seed): result}."""
-  targets = state_lib.run_targets(config)
+def _write_trained(workdir, run: runs_lib.Run) -> dict:
+  """A sweep's run before its test: `runs/<run>.json` with its validation score (also
+  TensorBoard's, beside the point's values)."""
+  result = runs_lib.run_result(run)
+  if run.best_score is not None:
+    run.writer.write_hparams(run.values, {"sweep/val_score": run.best_score}, run.best_step)
+  path = workdir_lib.run_json_path(workdir, run.fold, run.seed, run.point)
+  workdir_lib.write_json(path, result, "the run's record")
+  return result
+
+
+def _test_and_write(workdir, runs, outputs) -> dict:
+  """Each run's test metrics, predictions and `runs/<run>.json`; returns
+  {(fold, seed, point): result}."""
   results = {}
   for run, out in zip(runs, outputs, strict=True):
+    targets = state_lib.run_targets(run.config)
     test = metrics_lib.target_metrics(run_eval.labels_of(run.data, run.split.test, targets), out)
-    result = runs_lib.run_result(config, run, test)
+    result = runs_lib.run_result(run, test)
     run_eval.write_run(workdir, result, run.data, run.split.test, targets, out)
     run.writer.write_test(result["selected_step"], metrics_lib.flatten_scalars(test, "test/"))
-    results[(run.fold, run.seed)] = result
+    results[(run.fold, run.seed, run.point)] = result
   return results

@@ -1,7 +1,9 @@
-"""A run (a fold and a seed): its split, statistics and cadence, where it stands, what it records.
+"""A run (a fold, a seed and, in a sweep, a point): its split, statistics and cadence, where it
+stands, what it records.
 
 A `Run` holds where a run stands (its step, its best step and score, its checkpoint managers and
-metric writer); both engines (`host_engine`, `device_engine`) read and advance it.
+metric writer) and its own config (a sweep point's); both engines (`host_engine`,
+`device_engine`) read and advance it.
 """
 
 import dataclasses
@@ -18,9 +20,11 @@ class NonFiniteError(UserError, FloatingPointError):
   """A stop the message explains (too high a learning rate, bad data): one line, no traceback."""
 
 
-def run_keys(config) -> list[tuple[int, int]]:
-  """(fold, seed) of every run of the config, in the order they train and are reported."""
-  return [(fold, seed) for seed in config.seeds for fold in config.folds]
+def run_keys(config, num_points: int | None = None) -> list[tuple[int, int, int | None]]:
+  """(fold, seed, point) of every run of the config, in the order they train and are reported;
+  point is None without a sweep, else each of its `num_points` points in turn."""
+  points = [None] if num_points is None else range(num_points)
+  return [(fold, seed, p) for p in points for seed in config.seeds for fold in config.folds]
 
 
 def run_split(config, data, fold):
@@ -84,6 +88,8 @@ class Run:
 
   fold: int
   seed: int
+  point: int | None  # a sweep's point (None: no sweep)
+  config: object  # the run's config (a sweep point's)
   split: object
   data: object  # the source carrying the statistics of the run's training part
   cadence: Cadence
@@ -93,34 +99,47 @@ class Run:
   latest: object = None  # checkpoint managers
   best: object = None
   writer: MetricWriter | None = None
+  values: dict | None = None  # a sweep point's {key: value}
 
   @property
   def name(self) -> str:
-    return workdir_lib.run_name(self.fold, self.seed)
+    return workdir_lib.run_name(self.fold, self.seed, self.point)
+
+  @property
+  def tags(self) -> dict:
+    """What identifies the run's metrics.jsonl lines."""
+    return {"fold": self.fold, "seed": self.seed} | (
+      {} if self.point is None else {"point": self.point}
+    )
 
   @property
   def training(self) -> bool:
     return self.step < self.cadence.total_steps
 
 
-def new_run(config, workdir, data, fold, seed) -> Run:
-  """A run not started or resumed yet: its split and its training part's statistics (recorded)."""
+def new_run(config, workdir, data, fold, seed, point=None, values=None) -> Run:
+  """A run not started or resumed yet (`config`: its own, a sweep point's, whose `values` it
+  sets): its split and its training part's statistics (recorded)."""
   split = run_split(config, data, fold)
-  data = normalised(data, split.train, config, workdir_lib.normalisation_path(workdir, fold, seed))
-  return Run(fold, seed, split, data, run_cadence(config, split))
+  path = workdir_lib.normalisation_path(workdir, fold, seed, point)
+  data = normalised(data, split.train, config, path)
+  return Run(fold, seed, point, config, split, data, run_cadence(config, split), values=values)
 
 
-def run_result(config, run, test) -> dict:
-  """What `runs/<run>.json` records of a tested run (`run_eval.write_run` adds masked metrics)."""
+def run_result(run, test=None) -> dict:
+  """What `runs/<run>.json` records of a run: with its test metrics once tested
+  (`run_eval.write_run` adds masked metrics); a sweep's run records its validation first."""
+  point = {} if run.point is None else {"point": run.point, "val_score": run.best_score}
   return {
     "fold": run.fold,
     "seed": run.seed,
+    **point,
     "selected_step": run.best_step or run.cadence.total_steps,
     "num_train": len(run.split.train),
     "num_val": len(run.split.val),
     "num_test": len(run.split.test),
-    "metrics": test,
-    "config": workdir_lib.config_json(config),
+    **({} if test is None else {"metrics": test}),
+    "config": workdir_lib.config_json(run.config),
   }
 
 

@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from emer_jax.models.layers import Dropout
+from emer_jax.models.modality_dropout import ModalityDropout
 from emer_jax.train.losses import total_loss
 
 MODEL_INPUTS = ("face", "eye", "gaze", "fixation_map")
@@ -19,7 +21,11 @@ def model_inputs(batch: dict, dtype) -> dict:
 
 
 def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights: dict):
-  """Returns step(state, batch, grl_lambda) -> (state, metrics).
+  """Returns step(state, batch, grl_lambda, hyper=None) -> (state, metrics).
+
+  `hyper` (`multi_run.run_hyper`, traced) replaces `alpha`, `beta`, `head_weights` and the
+  dropout rates above 0, and its `weight_decay`·param is added to the gradients (the
+  optimiser's own weight decay must then be 0: `optim.make_injected_optimizer`).
 
   A step whose loss or gradients are not finite leaves the state unchanged and reports
   `finite/loss` or `finite/grads` = False, so the caller can stop with the last good state.
@@ -28,17 +34,29 @@ def make_train_step(graphdef, *, dtype, alpha: float, beta: float, head_weights:
   differently and the next call would compile again.
   """
 
-  def step(state, batch, grl_lambda):
+  def step(state, batch, grl_lambda, hyper=None):
     train = nnx.merge(graphdef, state)
     model, optimizer = train["model"], train["optimizer"]
     model.train()
+    weights = (alpha, beta, head_weights)
+    if hyper is not None:
+      weights = (hyper["alpha"], hyper["beta"], hyper["head_weights"])
+      for _, module in nnx.iter_modules(model):
+        if isinstance(module, ModalityDropout):
+          module.rate = hyper["modality_dropout"]
+        elif isinstance(module, Dropout) and module.rate:  # at 0 it draws nothing
+          module.rate = hyper["dropout"][module.key]
 
     def loss_fn(model):
       outputs = model(model_inputs(batch, dtype), grl_lambda=grl_lambda)
-      return total_loss(outputs, batch, alpha=alpha, beta=beta, head_weights=head_weights)
+      a, b, heads = weights
+      return total_loss(outputs, batch, alpha=a, beta=b, head_weights=heads)
 
     (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
     grad_norm = optax.tree.norm(grads)
+    if hyper is not None:
+      decay = hyper["weight_decay"]
+      grads = jax.tree.map(lambda g, p: g + decay * p, grads, nnx.state(model, nnx.Param))
     optimizer.update(model, grads)
     metrics["grad_norm"] = grad_norm
     metrics["finite/loss"] = jnp.isfinite(loss)

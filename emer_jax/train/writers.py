@@ -56,7 +56,9 @@ class MetricWriter:
     from tensorboardX import SummaryWriter
 
     with self._writing_tensorboard():
-      self._tb = SummaryWriter(self._tb_dir, purge_step=resume_step or None)
+      # TensorBoard drops the events of steps ≥ purge_step: those after the resumed step, as
+      # metrics.jsonl drops its lines (a finished run reopened for its test keeps them all).
+      self._tb = SummaryWriter(self._tb_dir, purge_step=resume_step + 1 if resume_step else None)
 
   def _writing_tensorboard(self):
     return paths.writing(self._tb_dir, "the TensorBoard log")
@@ -99,6 +101,20 @@ class MetricWriter:
     with self._writing_tensorboard():
       for name, value in metrics.items():
         self._tb.add_scalar(name, float(value), step)
+
+  def write_hparams(self, hparams: dict, metrics: dict, step: int):
+    """A sweep run's point (`hparams`) and its results, for TensorBoard's HPARAMS tab."""
+    if not self._active:
+      return
+    from tensorboardX.summary import hparams as hparams_summaries
+
+    values = {
+      k: v if isinstance(v, bool | str | int | float) else str(v) for k, v in hparams.items()
+    }
+    for summary in hparams_summaries(values, metrics):
+      self._tb.file_writer.add_summary(summary)
+    for name, value in metrics.items():
+      self._tb.add_scalar(name, value, step)
 
   def close(self):
     if self._tb is not None:
