@@ -250,3 +250,21 @@ def test_dropout_points_share_a_program_and_equal_their_runs_alone(small_data_di
     if run["point"] == 1:
       assert run["selected_step"] == runs[(run["fold"], run["seed"])]
   assert swept["sweep"]["selected"] == record["selected"]
+
+
+def test_predict_builds_the_selected_points_model(tmp_path):
+  """A sweep over a shape: predict builds the point's model, and refuses to average runs of
+  points that build different models."""
+  from configs.quickstart import get_config
+  from emer_jax.predict import model as predict_model
+
+  config = get_config()
+  workdir = str(tmp_path)
+  points = [{"model.token_dim": 16}, {"model.token_dim": 32}]
+  record = {"points": points, "runs": [], "selected": {"1": 1, "2": 0}}
+  workdir_lib.write_json(workdir_lib.sweep_path(workdir), record)
+  one = [workdir_lib.run_name(1, 0, 1)]
+  assert predict_model.selected_config(workdir, config, one).model.token_dim == 32
+  both = one + [workdir_lib.run_name(2, 0, 0)]
+  with pytest.raises(UserError, match="--run=NAME"):
+    predict_model.selected_config(workdir, config, both)

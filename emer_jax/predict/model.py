@@ -20,6 +20,7 @@ from flax import nnx
 
 from emer_jax import config as config_lib
 from emer_jax import logs, models
+from emer_jax import sweep as sweep_lib
 from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import EmerSource, resolve_data_dir
@@ -256,6 +257,7 @@ def from_workdir(
   unfinished = [n for n in names if not _finished(workdir, n)]
   if unfinished and not allow_unfinished:
     raise UnfinishedRun(unfinished_message(workdir, unfinished))
+  config = selected_config(workdir, config, names)
   logs.phase(f"loading the model: {', '.join(names)} of {workdir}")
   targets = run_targets(config)
   model = _build(config.model, head_sizes(targets))
@@ -273,6 +275,24 @@ def from_workdir(
   source = {"workdir": workdir, "runs": names, "steps": run_steps, "finished": not unfinished}
   dtype = jnp.dtype(config.dtype)
   return Model(graphdef, states, settings, dtype, source, renorm)
+
+
+def selected_config(workdir: str, config, names: list[str]):
+  """The config the runs `names` trained with: a sweep's point applied to the workdir's config.
+  Runs of points that build different models cannot be averaged: one line asks for `--run`."""
+  points = (workdir_lib.read_sweep(workdir) or {}).get("points")
+  if not points:
+    return config
+  configs = {n: sweep_lib.apply(config, points[_fold_seed(n)[2]]) for n in names}
+  inputs = {
+    n: json.dumps(workdir_lib.config_json(c)["model"], sort_keys=True) for n, c in configs.items()
+  }
+  if len(set(inputs.values())) > 1:
+    raise UserError(
+      f"The selected runs of {workdir} ({', '.join(names)}) are sweep points that build "
+      "different models; predict with one of them: --run=NAME."
+    )
+  return configs[names[0]]
 
 
 def _fold_seed(run: str) -> tuple[int, int, int | None]:
