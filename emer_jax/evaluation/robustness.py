@@ -31,6 +31,7 @@ from absl import app, flags, logging
 from tqdm.auto import tqdm
 
 from emer_jax import cli, dataset_targets, logs, paths
+from emer_jax import sweep as sweep_lib
 from emer_jax import workdir as workdir_lib
 from emer_jax.data import pipeline
 from emer_jax.data.source import open_source
@@ -129,7 +130,11 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
   settings = _settings(config, names)
   per_row = [[] for _ in settings]
   frequent = []
+  points = (workdir_lib.read_sweep(workdir) or {}).get("points")
+  base = config
   for run in results["runs"]:
+    point = run.get("point")
+    config = base if point is None else sweep_lib.apply(base, points[point])  # its own model
     split = runs_lib.run_split(config, data, run["fold"])
     if len(split.test) != run["num_test"]:
       raise ValueError(
@@ -170,9 +175,9 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
       )
   report = {
     "workdir": workdir,
-    "protocol": config.protocol,
-    "targets": list(get_protocol(config.protocol).targets),
-    "model": {"variant": config.model.variant, "modalities": list(config.model.modalities)},
+    "protocol": base.protocol,
+    "targets": list(get_protocol(base.protocol).targets),
+    "model": {"variant": base.model.variant, "modalities": list(base.model.modalities)},
     "seed": seed,
     "most_frequent_class": metrics_lib.summarize(frequent)["mean"],
     "corruptions": [
