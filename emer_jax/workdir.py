@@ -170,20 +170,28 @@ def sweep_plot_path(out_dir: str) -> str:
   return under(out_dir, "plots", "sweep.png")
 
 
-def read_sweep(workdir: str) -> dict | None:
-  path = sweep_path(workdir)
+def _read_json(path: str) -> dict | None:
+  """The JSON record at `path`, or None where there is none."""
   if not os.path.exists(path):
     return None
   with open(path) as f:
     return json.load(f)
 
 
+def read_sweep(workdir: str) -> dict | None:
+  return _read_json(sweep_path(workdir))
+
+
+def sweep_points(workdir: str) -> list[dict] | None:
+  """The points of the sweep a workdir records; None without a sweep."""
+  return (read_sweep(workdir) or {}).get("points")
+
+
 def check_same_sweep(workdir: str, points: list[dict] | None) -> None:
   """A started workdir trains the sweep it was started with (None: no sweep), like its config."""
   if read_config(workdir) is None:
     return
-  recorded = read_sweep(workdir)
-  recorded = None if recorded is None else recorded["points"]
+  recorded = sweep_points(workdir)
   if recorded != points:
     raise ConfigChanged(
       f"The workdir {workdir} was started with another sweep ({recorded} there, {points} now). "
@@ -218,11 +226,7 @@ def eval_dir(workdir: str) -> str:
 
 def read_config(workdir: str) -> dict | None:
   """`W/config.json` as recorded (nested dicts and lists), or None where there is none."""
-  path = config_path(workdir)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return _read_json(config_path(workdir))
 
 
 def load_config(workdir: str):
@@ -319,10 +323,9 @@ def finished_run(config, workdir, fold, seed, point=None) -> dict | None:
   """The recorded result of a finished run (a rerun skips it), or None; one recorded under
   another config is an error. A sweep's run records its validation first, its test once chosen."""
   path = run_json_path(workdir, fold, seed, point)
-  if not os.path.exists(path):
+  result = _read_json(path)
+  if result is None:
     return None
-  with open(path) as f:
-    result = json.load(f)
   if "config" not in result:  # recorded before runs kept their config: config.json vouches
     return result
   message = changed_message(

@@ -130,7 +130,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
   settings = _settings(config, names)
   per_row = [[] for _ in settings]
   frequent = []
-  points = (workdir_lib.read_sweep(workdir) or {}).get("points")
+  points = workdir_lib.sweep_points(workdir)
   base = config
   for run in results["runs"]:
     point = run.get("point")

@@ -280,14 +280,14 @@ def from_workdir(
 def selected_config(workdir: str, config, names: list[str]):
   """The config the runs `names` trained with: a sweep's point applied to the workdir's config.
   Runs of points that build different models cannot be averaged: one line asks for `--run`."""
-  points = (workdir_lib.read_sweep(workdir) or {}).get("points")
+  points = workdir_lib.sweep_points(workdir)
   if not points:
     return config
   configs = {n: sweep_lib.apply(config, points[_fold_seed(n)[2]]) for n in names}
-  inputs = {
-    n: json.dumps(workdir_lib.config_json(c)["model"], sort_keys=True) for n, c in configs.items()
+  models = {
+    json.dumps(workdir_lib.config_json(c)["model"], sort_keys=True) for c in configs.values()
   }
-  if len(set(inputs.values())) > 1:
+  if len(models) > 1:
     raise UserError(
       f"The selected runs of {workdir} ({', '.join(names)}) are sweep points that build "
       "different models; predict with one of them: --run=NAME."

@@ -42,7 +42,7 @@ def sources(config, workdir: str, points=None) -> Sources:
   if config.init_checkpoint:
     return Sources({}, points)
   if points is None:  # a sweep's workdir needs no --sweep to be evaluated
-    points = (workdir_lib.read_sweep(workdir) or {}).get("points")
+    points = workdir_lib.sweep_points(workdir)
   workdir_lib.check_same_config(workdir, config)
   workdir_lib.check_same_sweep(workdir, points)
   selected = selected_points(workdir, points)
