@@ -1,7 +1,8 @@
 """Many runs in one program on 8 CPU devices: R runs trained together equal the same runs
-trained alone; k steps in one call equal k calls of one step; no collective inside the loop."""
+trained alone; k steps in one call equal k calls of one step; no program holds a collective."""
 
 import functools
+import re
 import types
 
 import jax
@@ -12,11 +13,13 @@ from jax.sharding import AxisType
 
 from emer_jax.config import base_config
 from emer_jax.data import on_device
-from emer_jax.train import multi_run, optim, steps
+from emer_jax.train import device_engine, multi_run, optim, steps
 from emer_jax.train import state as state_lib
 from tests.model_testing import tiny_config
 from tests.test_on_device import fake_source
 from tests.test_scale import _collectives_in_loops
+
+COLLECTIVE = re.compile(r"\b(all-reduce|all-gather|all-to-all|reduce-scatter|collective-permute)\(")
 
 TARGETS = ("er_emotion",)
 HEADS = {"er_emotion": 7}
@@ -129,11 +132,28 @@ def test_steps_in_one_call_equal_single_steps(setup):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=path)
 
 
-def test_no_collective_runs_inside_the_step_loop(setup):
+def test_no_program_of_the_runs_holds_a_collective(setup):
+  # Runs never talk to each other. A collective would also be a hazard on fake CPU devices:
+  # programs dispatched back to back can meet in different collectives and deadlock.
   s = setup
   hlo = s.train(3).lower(s.fresh(), s.devices, s.runs, jnp.int32(0)).compile().as_text()
   assert " while(" in hlo  # the scan over steps (and the LSTMs' time loops)
   assert _collectives_in_loops(hlo) == []
+  indices, _ = multi_run.eval_layouts(PARTS, 4)
+  indices = jax.device_put(indices, multi_run.run_sharding(s.mesh))
+  evaluate = multi_run.make_eval_steps(s.graphdef, s.config, s.mesh, bgr=s.options["bgr"])
+  state = s.fresh()
+  take = np.arange(len(PARTS)) % 2 == 0
+  programs = {
+    "train": hlo,
+    "train, one step": s.train(1).lower(state, s.devices, s.runs, jnp.int32(0)),
+    "evaluate": evaluate.lower(state, s.devices, s.runs["stats"], indices),
+    "select runs": device_engine._select_runs.lower(take, state["model"], state["model"]),
+    "copy": device_engine._copy.lower(state["model"]),
+  }
+  for name, program in programs.items():
+    text = program if isinstance(program, str) else program.compile().as_text()
+    assert not COLLECTIVE.search(text), f"{name}: {COLLECTIVE.search(text)[0]}"
   # One step per call runs outside any step loop (XLA:CPU runs a loop's convolutions slowly),
   # and that is what `steps_per_call=0` gives on a CPU.
   one = s.train(1).lower(s.fresh(), s.devices, s.runs, jnp.int32(0)).compile().as_text()
@@ -163,3 +183,22 @@ def test_evaluation_of_every_run_and_best_state_selection(setup):
   for new, old, chosen in zip(*map(_leaves, (trained, state, best)), strict=True):
     for r in range(4):
       np.testing.assert_array_equal(chosen[r], (new if take[r] else old)[r])
+
+
+@pytest.mark.parametrize("devices", [8, 2])
+def test_a_runs_state_is_taken_out_on_the_device_that_holds_it(setup, devices):
+  # No program over the mesh: indexing the stacked state all-reduced over it, and on fake CPU
+  # devices such programs, dispatched back to back, deadlocked now and then (a sweep's resume).
+  mesh = multi_run.run_mesh(len(PARTS), jax.devices()[:devices])
+  state = multi_run.stack_states(jax.device_get([multi_run.unstack(setup.initial, r) for r in range(4)]), mesh)  # fmt: skip
+  stacked = jax.tree.leaves(state)
+  for r in range(len(PARTS)):
+    holder = mesh.devices.flat[r * mesh.size // len(PARTS)]
+    leaves = jax.tree.leaves(multi_run.unstack(state, r))
+    for leaf, whole in zip(leaves, stacked, strict=True):
+      assert leaf.devices() == {holder}
+      np.testing.assert_array_equal(_data(leaf), _data(whole)[r])
+
+
+def _data(x):
+  return np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)  # fmt: skip

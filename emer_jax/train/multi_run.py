@@ -6,8 +6,8 @@ own batch of `batch_size`, drawn on the devices from its own training part and s
 (`data.on_device`); `steps_per_call` steps run in one `lax.scan`, with the learning rate and
 GRL λ computed in the loop from each run's own `total_steps`. The `TRACED` config keys are
 per-run values too (`run_hyper`), so a sweep's points that differ only in them share a program
-(`program_key`). Nothing inside the loop crosses
-devices: a run's whole step runs where its state lives, next to a replica of the dataset.
+(`program_key`). No program crosses devices: a run's whole step runs where its state lives,
+next to a replica of the dataset, and `unstack` takes a run's state from its own device.
 
   graphdef, state = init_states(config, heads, seeds, mesh)
   train = make_train_steps(graphdef, config, mesh, steps_per_call=k, **options)
@@ -125,8 +125,20 @@ def stack_states(states: list, mesh):
 
 
 def unstack(state, run: int):
-  """Run `run`'s state out of a stacked one."""
-  return jax.tree.map(lambda x: x[run], state)
+  """Run `run`'s state out of a stacked one: in one process, a slice of the shard that holds it,
+  on that shard's device. (Indexing the stacked array instead is a program over the whole mesh,
+  with an all-reduce; on a CPU's fake devices such collectives deadlocked now and then.)"""
+  return jax.tree.map(lambda x: _run_slice(x, run), state)
+
+
+def _run_slice(x, run: int):
+  if not isinstance(x, jax.Array) or not x.is_fully_addressable:
+    return x[run]  # a host array; or runs over several processes, which all run this program
+  for shard in x.addressable_shards:
+    held = range(x.shape[0])[shard.index[0]]
+    if run in held:
+      return shard.data[held.index(run)]
+  raise IndexError(f"run {run} of a stacked array of {x.shape[0]} runs")
 
 
 def select_runs(take, new, old):
