@@ -8,6 +8,7 @@ A moment is `after` (text the command prints, or a predicate) plus a delay drawn
 [0, within) by `numpy.random.default_rng(seed)`: `within` is the measured length of the stage.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -44,11 +45,30 @@ def command(module: str, *args) -> list[str]:
 
 
 def _start(cmd, log):
-  env = os.environ | {"JAX_PLATFORMS": ""}  # as a user runs it: jax looks for accelerators
+  # As a user runs it (jax looks for accelerators); a hung command's threads can be dumped.
+  env = os.environ | {"JAX_PLATFORMS": "", "PYTHONFAULTHANDLER": "1"}
   # Its own process group: Ctrl-C in a terminal signals every process of the command.
   return subprocess.Popen(
     cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
   )
+
+
+def _wait(proc, log, cmd) -> None:
+  """Waits for `proc` at most TIMEOUT seconds; past that, has it print its Python threads
+  (faulthandler, on SIGABRT), kills its process group and fails with the end of its output."""
+  try:
+    proc.wait(timeout=TIMEOUT)
+  except subprocess.TimeoutExpired:
+    os.kill(proc.pid, signal.SIGABRT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+      proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+      os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log.seek(0)
+    raise AssertionError(
+      f"{' '.join(cmd)} still ran after {TIMEOUT} s; its output ends:\n{log.read()[-8000:]}"
+    ) from None
 
 
 def stop(cmd, *, seed: int, within: float, after=None, sig=signal.SIGKILL) -> Stopped:
@@ -66,11 +86,7 @@ def stop(cmd, *, seed: int, within: float, after=None, sig=signal.SIGKILL) -> St
       proc.wait(timeout=pause)
     except subprocess.TimeoutExpired:
       os.killpg(proc.pid, sig)
-    try:
-      proc.wait(timeout=TIMEOUT)
-    finally:
-      if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
+    _wait(proc, log, cmd)
     log.seek(0)
     return Stopped(proc.returncode, log.read(), pause)
 
@@ -112,11 +128,7 @@ def timed(cmd, after=None) -> tuple[float, str]:
         start = time.monotonic()
         break
       time.sleep(0.01)
-    try:
-      proc.wait(timeout=TIMEOUT)
-    finally:
-      if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
+    _wait(proc, log, cmd)
     seconds = time.monotonic() - start
     log.seek(0)
     out = log.read()
