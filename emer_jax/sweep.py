@@ -154,12 +154,17 @@ def apply(config, point: dict):
   return config
 
 
+def point_config(config, points: list[dict] | None, point: int | None):
+  """The config a sweep's run of `point` trains with (`config` itself for a run of no sweep)."""
+  return config if point is None else apply(config, points[point])
+
+
 def check(config, points: list[dict]) -> list:
   """The config of every point, each checked (`config_check`); the first bad one is one line."""
   if not points:
     raise UserError("The sweep has no points.")
-  normalised = [{_key(k): v for k, v in p.items()} for p in points]
-  if len({repr(sorted(p.items())) for p in normalised}) < len(normalised):
+  relative = [{_key(k): v for k, v in p.items()} for p in points]
+  if len({repr(sorted(p.items())) for p in relative}) < len(relative):
     raise UserError("The sweep repeats a point; each point must be distinct.")
   if config.val_fraction <= 0:
     raise UserError(
@@ -167,12 +172,12 @@ def check(config, points: list[dict]) -> list:
       "set val_fraction > 0."
     )
   configs = []
-  for point in normalised:
-    point_config = apply(config, point)
-    errors = config_check.config_errors(point_config)
+  for point in relative:
+    configured = apply(config, point)
+    errors = config_check.config_errors(configured)
     if errors:
       raise UserError(f"sweep point {label(point)}: " + "; ".join(errors))
-    configs.append(point_config)
+    configs.append(configured)
   return configs
 
 

@@ -134,7 +134,7 @@ def evaluate_robustness(config, workdir: str, names=None, seed: int = 0) -> dict
   base = config
   for run in results["runs"]:
     point = run.get("point")
-    config = base if point is None else sweep_lib.apply(base, points[point])  # its own model
+    config = sweep_lib.point_config(base, points, point)  # its own model
     split = runs_lib.run_split(config, data, run["fold"])
     if len(split.test) != run["num_test"]:
       raise ValueError(

@@ -152,7 +152,7 @@ def _restore_best(run_dir: str, model: nnx.Module) -> tuple[nnx.State, int]:
 
 def _finished(workdir: str, run: str) -> bool:
   """Whether the run wrote its finished record, `W/runs/<run>.json` (workdir.finished_run)."""
-  return os.path.exists(workdir_lib.run_json_path(workdir, *_fold_seed(run)))
+  return os.path.exists(workdir_lib.run_json_path(workdir, *workdir_lib.parse_run_name(run)))
 
 
 def unfinished_message(workdir: str, runs: list[str]) -> str:
@@ -283,7 +283,9 @@ def selected_config(workdir: str, config, names: list[str]):
   points = workdir_lib.sweep_points(workdir)
   if not points:
     return config
-  configs = {n: sweep_lib.apply(config, points[_fold_seed(n)[2]]) for n in names}
+  configs = {
+    n: sweep_lib.point_config(config, points, workdir_lib.parse_run_name(n)[2]) for n in names
+  }
   models = {
     json.dumps(workdir_lib.config_json(c)["model"], sort_keys=True) for c in configs.values()
   }
@@ -295,13 +297,9 @@ def selected_config(workdir: str, config, names: list[str]):
   return configs[names[0]]
 
 
-def _fold_seed(run: str) -> tuple[int, int, int | None]:
-  return workdir_lib.parse_run_name(run)
-
-
 def _normalisation_path(workdir: str, run: str) -> str:
   """The statistics a run normalised its inputs with (`workdir.normalisation_path`)."""
-  return workdir_lib.normalisation_path(workdir, *_fold_seed(run))
+  return workdir_lib.normalisation_path(workdir, *workdir_lib.parse_run_name(run))
 
 
 def from_checkpoint(

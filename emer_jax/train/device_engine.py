@@ -5,8 +5,8 @@ The runs of a config go in groups of at most `parallel_runs` (0: all in one grou
 points that share a program (`multi_run.program_key`) train in the same groups, each run with
 its own traced values. A group is one program (`multi_run`): its states stacked on a leading
 run axis over a 'runs' mesh, each run with its own split, training statistics, batches,
-schedules, validation selection and best weights (kept on the devices). `run_loop` takes a group through the same bookkeeping as a host
-run, so every run writes the same files.
+schedules, validation selection and best weights (kept on the devices). `run_loop` takes a
+group through the same bookkeeping as a host run, so every run writes the same files.
 
 A run's `latest` checkpoint holds its own (unstacked) state and a `placement` record in place
 of the grain iterator: its batches are keyed by (seed, step), so the step is all a resume

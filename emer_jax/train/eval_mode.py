@@ -79,7 +79,7 @@ def evaluate(config, workdir: str, found: Sources) -> dict:
   for seed in base.seeds:
     for fold in base.folds:
       point = selected.get(fold)
-      config = base if point is None else sweep_lib.apply(base, points[point])
+      config = sweep_lib.point_config(base, points, point)
       graphdef, abstract, state = state_lib.init_state(config, head_sizes(targets), seed, 0, mesh)
       split = runs_lib.run_split(config, data, fold)
       run_data = eval_normalised(config, data, split, workdir, out_dir, fold, seed, point)

@@ -66,7 +66,7 @@ def program_key(config) -> str:
 def run_hyper(config, targets) -> dict:
   """A run's `TRACED` values as the train step takes them (`steps.make_train_step`'s `hyper`)."""
   f32 = np.float32
-  weights = dict(config.loss.head_weights)
+  weights, flat = dict(config.loss.head_weights), config_check.flat(config)
   return {
     "learning_rate": f32(config.learning_rate),
     "weight_decay": f32(config.weight_decay),
@@ -74,7 +74,7 @@ def run_hyper(config, targets) -> dict:
     "beta": f32(config.loss.beta),
     "grl_value": f32(config.grl.value),
     "modality_dropout": f32(config.model.modality_dropout),
-    "dropout": {k: f32(config_check.flat(config)[f"model.{k}"]) for k in DROPOUT_RATES},
+    "dropout": {k: f32(flat[f"model.{k}"]) for k in DROPOUT_RATES},
     "head_weights": {t: f32(weights.get(t, 1.0)) for t in targets},
   }
 

@@ -39,9 +39,8 @@ def train_and_evaluate(config, workdir: str, *, restart: bool = False, points=No
   workdir = os.path.abspath(workdir)
   if config.mode == "eval":
     paths.check_writable_dir(workdir_lib.eval_dir(workdir), "The eval folder")
-    found = eval_mode.sources(
-      config, workdir, points
-    )  # nothing to evaluate: an error, nothing created
+    # Nothing to evaluate is an error before anything is created.
+    found = eval_mode.sources(config, workdir, points)
     with workdir_lib.locked(workdir):
       return eval_mode.evaluate(config, workdir, found)
   with workdir_lib.locked(workdir):
